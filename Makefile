@@ -1,0 +1,89 @@
+# A thin veneer over the `ocrsft` CLI: every target calls one subcommand.
+# `make setup` is idempotent; `make demo` and `make test` depend on it.
+
+PY        ?= python3.11
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+OCRSFT    := $(BIN)/ocrsft
+STAMP     := $(VENV)/.ocrsft-setup
+RUN       ?=
+CONFIG    ?=
+PORT      ?= 6006
+IMAGE     ?= ocrsft:gpu
+DATA      ?=
+MODEL     ?=
+
+.PHONY: help setup setup-torch demo test tiny-model convert validate plan train export parity \
+        infer eval compare tensorboard bench docker-build docker-train docker-infer clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "	"
+
+$(STAMP): pyproject.toml requirements.lock erniekit_ext/install.py
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python erniekit_ext/install.py --venv $(VENV)
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv with pinned paddle, paddleformers, paddleocr (+ workarounds)
+
+setup-torch: $(STAMP) ## add the PyTorch bridge extras (CPU torch, transformers, peft)
+	$(BIN)/python erniekit_ext/install.py --venv $(VENV) --extra torch
+
+demo: setup ## the main job: teach a tiny PaddleOCR-VL to read, on CPU, offline
+	$(OCRSFT) demo --out runs/demo
+
+test: setup ## run the test suite (tiny models + ../shared/data)
+	$(BIN)/python -m pytest -q tests
+
+tiny-model: setup ## build a tiny random PaddleOCR-VL: make tiny-model OUT=dir
+	$(OCRSFT) tiny-model $(or $(OUT),runs/tiny-model)
+
+convert: setup ## make convert FORMAT=paddleocr-rec INPUT=labels.txt OUT=train.jsonl [ARGS=...]
+	$(OCRSFT) convert $(FORMAT) $(INPUT) -o $(OUT) $(ARGS)
+
+validate: setup ## make validate DATA=train.jsonl
+	$(OCRSFT) validate $(DATA) $(ARGS)
+
+plan: setup ## make plan CONFIG=configs/...yaml [ARGS="--gpus 8"]
+	@test -n "$(CONFIG)" || { echo "make plan: error: CONFIG is not set (make plan CONFIG=configs/...yaml)" >&2; exit 2; }
+	$(OCRSFT) plan $(CONFIG) $(ARGS)
+
+train: setup ## make train CONFIG=configs/...yaml [ARGS=--resume]
+	@test -n "$(CONFIG)" || { echo "make train: error: CONFIG is not set (make train CONFIG=configs/...yaml)" >&2; exit 2; }
+	$(OCRSFT) train $(CONFIG) $(ARGS)
+
+export: setup ## make export RUN=runs/x OUT=runs/x/export
+	$(OCRSFT) export $(RUN) -o $(or $(OUT),$(RUN)/export) $(ARGS)
+
+parity: setup ## make parity MODEL=dir DATA=val.jsonl
+	$(OCRSFT) parity $(MODEL) --data $(DATA)
+
+infer: setup ## make infer MODEL=dir DATA=val.jsonl OUT=pred.jsonl
+	$(OCRSFT) infer $(MODEL) --data $(DATA) -o $(OUT) $(ARGS)
+
+eval: setup ## make eval PRED=pred.jsonl
+	$(OCRSFT) eval $(PRED) $(ARGS)
+
+compare: setup ## make compare BASE=base.jsonl SFT=sft.jsonl
+	$(OCRSFT) compare $(BASE) $(SFT) $(ARGS)
+
+tensorboard: setup ## make tensorboard RUN=runs/x
+	$(BIN)/tensorboard --logdir $(or $(RUN),runs) --port $(PORT) --bind_all
+
+bench: setup ## run every benchmark under bench/
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+docker-build: ## build the GPU image (Paddle 3.x GPU base + ERNIE checkout)
+	docker build -f docker/Dockerfile -t $(IMAGE) .
+
+docker-train: ## make docker-train CONFIG=configs/...yaml
+	@test -n "$(CONFIG)" || { echo "make docker-train: error: CONFIG is not set" >&2; exit 2; }
+	docker run --gpus all --rm -v $(CURDIR):/workspace/ocrsft -w /workspace/ocrsft $(IMAGE) \
+	  ocrsft train $(CONFIG) $(ARGS)
+
+docker-infer: ## make docker-infer MODEL=dir DATA=val.jsonl OUT=pred.jsonl
+	docker run --gpus all --rm -v $(CURDIR):/workspace/ocrsft -w /workspace/ocrsft $(IMAGE) \
+	  ocrsft infer $(MODEL) --data $(DATA) -o $(OUT) $(ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,126 @@
+"""The ERNIEKit JSONL sample: how to build one and how to check one.
+
+    >>> make_sample(["imgs/a.png"], [("OCR:", "hello")])
+    {'image_info': [{'matched_text_index': 0, 'image_url': 'imgs/a.png'}],
+     'text_info': [{'text': 'OCR:', 'tag': 'mask'}, {'text': 'hello', 'tag': 'no_mask'}]}
+
+Every converter ends in `make_sample`; every sample written passes `check_sample`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from converters.errors import SampleError
+
+MAX_IMAGE_SIDE = 20000
+MIN_IMAGE_SIDE = 4
+
+
+def make_sample(images: Sequence[str], turns: Iterable[tuple[str, str]],
+                image_turn: int = 0) -> dict:
+    """Images attach to text turn `image_turn` (the first prompt by default)."""
+    text_info = []
+    for prompt, answer in turns:
+        text_info.append({"text": prompt, "tag": "mask"})
+        text_info.append({"text": answer, "tag": "no_mask"})
+    return {
+        "image_info": [{"matched_text_index": image_turn, "image_url": u} for u in images],
+        "text_info": text_info,
+    }
+
+
+def is_url(s: str) -> bool:
+    return s.startswith(("http://", "https://", "ftp://", "data:"))
+
+
+def resolve_image(ref: str, image_root: Path, allow_urls: bool = False) -> Path | str:
+    """Resolve a dataset's image reference, refusing anything outside image_root.
+
+    Datasets are untrusted: `../../etc/passwd` or an absolute path elsewhere is
+    a reject, and URLs are only passed through when the user opted in.
+    """
+    if not isinstance(ref, str) or not ref.strip():
+        raise SampleError("bad_image: empty image path")
+    if is_url(ref):
+        if allow_urls:
+            return ref
+        raise SampleError(f"url_not_allowed: {ref[:80]} (pass --allow-urls to keep URLs)")
+    root = image_root.resolve()
+    p = Path(ref)
+    full = (p if p.is_absolute() else root / p).resolve()
+    if full != root and root not in full.parents:
+        raise SampleError(f"path_escape: {ref} is outside the image root {root}")
+    return full
+
+
+def check_image(path: Path) -> tuple[int, int]:
+    """Decode the image header and return (width, height), or raise SampleError."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise SampleError(f"missing_image: {path}")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise SampleError(f"bad_image: {path.name} does not decode ({e})") from None
+    if min(w, h) < MIN_IMAGE_SIDE or max(w, h) > MAX_IMAGE_SIDE:
+        raise SampleError(f"image_size: {path.name} is {w}x{h}, outside "
+                          f"[{MIN_IMAGE_SIDE}, {MAX_IMAGE_SIDE}]")
+    return w, h
+
+
+def check_shape(obj: dict) -> None:
+    """The JSON shape ERNIEKit and PaddleFormers' reader rely on."""
+    if not isinstance(obj, dict):
+        raise SampleError("bad_json: sample is not an object")
+    text_info = obj.get("text_info")
+    if not isinstance(text_info, list) or not text_info:
+        raise SampleError("bad_shape: text_info must be a non-empty list")
+    for i, t in enumerate(text_info):
+        if not isinstance(t, dict) or not isinstance(t.get("text"), str):
+            raise SampleError(f"bad_shape: text_info[{i}] needs a string 'text'")
+        want = "mask" if i % 2 == 0 else "no_mask"
+        if t.get("tag") != want:
+            raise SampleError(f"bad_tags: text_info[{i}].tag is {t.get('tag')!r}, "
+                              f"expected {want!r} (mask/no_mask must alternate)")
+        if want == "no_mask" and not t["text"].strip():
+            raise SampleError(f"empty_answer: text_info[{i}] is empty")
+    if len(text_info) % 2:
+        raise SampleError("bad_tags: the sample must end with a no_mask answer")
+    image_info = obj.get("image_info", [])
+    if not isinstance(image_info, list):
+        raise SampleError("bad_shape: image_info must be a list")
+    for i, im in enumerate(image_info):
+        if not isinstance(im, dict) or not isinstance(im.get("image_url"), str):
+            raise SampleError(f"bad_shape: image_info[{i}] needs a string 'image_url'")
+        idx = im.get("matched_text_index", 0)
+        if not isinstance(idx, int) or not 0 <= idx < len(text_info):
+            raise SampleError(f"bad_index: image_info[{i}].matched_text_index {idx!r} "
+                              f"is not in [0, {len(text_info)})")
+
+
+def check_sample(obj: dict, image_root: Path, allow_urls: bool = False,
+                 check_images: bool = True) -> list[tuple[int, int]]:
+    """Validate shape and images; return the (w, h) of each local image."""
+    check_shape(obj)
+    sizes = []
+    for im in obj.get("image_info", []):
+        ref = resolve_image(im["image_url"], image_root, allow_urls)
+        if isinstance(ref, Path) and check_images:
+            sizes.append(check_image(ref))
+    return sizes
+
+
+def relocate(ref: str, image_root: Path, out_dir: Path, absolute: bool) -> str:
+    """Rewrite a validated local image path relative to the output, or absolute."""
+    if is_url(ref):
+        return ref
+    full = Path(ref) if Path(ref).is_absolute() else (image_root / ref)
+    full = full.resolve()
+    if absolute:
+        return str(full)
+    return os.path.relpath(full, out_dir.resolve())

@@ -1,0 +1,193 @@
+"""Every workaround for paddlepaddle 3.3.1 + paddleformers 1.2.0 + paddleocr 3.7.0, in one place.
+
+See ../shared/notes/engine-facts.md for how each was measured. Each patch
+first checks that its target still has the shape it was written for and raises
+`CompatError` otherwise, so an upgrade fails loudly instead of silently.
+
+| # | problem                                                    | where handled            |
+|---|------------------------------------------------------------|--------------------------|
+| 1 | numpy<2 from the resolver breaks pyarrow                   | requirements.lock        |
+| 2 | paddleocr_vl import dies on `triton` being undefined       | `_import_without_triton` |
+| 3 | paddleformers-cli relaunches with an empty GPU list on CPU | `cpu_launch_settings` + in-process `run_tuner` |
+| 4 | AMP flags conflict in fp32                                 | `cpu_launch_settings`    |
+| 5 | `fused_rms_norm_ext` is not registered on CPU              | `fix_model_config`       |
+| 6 | LoRA collate unwraps to the inner LM (no get_rope_index)   | `_patch_lora_collate`    |
+| + | the paddleocr_vl template's hard-coded image augmentation  | `set_template_augmentation` |
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import sys
+import types
+from pathlib import Path
+
+
+class CompatError(RuntimeError):
+    """A patched third-party function no longer looks as expected."""
+
+
+EXPECTED = {"paddlepaddle": "3.3.1", "paddleformers": "1.2.0", "paddleocr": "3.7.0"}
+
+_applied = False
+_augment = True
+
+
+def _expect(cond: bool, what: str) -> None:
+    if not cond:
+        raise CompatError(f"ocrsft's workaround no longer fits: {what}. "
+                          f"It was written for {EXPECTED}; check erniekit_ext/compat.py.")
+
+
+class _Passthrough(types.ModuleType):
+    """Stands in for `triton`/`triton.language` while paddleformers defines kernels.
+
+    Decorators return the function unchanged and attributes are inert, so the
+    module body runs; no kernel is ever called because `is_available` is False.
+    """
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _inert
+
+    def jit(self, fn=None, **_):
+        return fn if fn is not None else (lambda f: f)
+
+
+def _inert(*args, **kwargs):
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return args[0]
+    return _inert
+
+
+def _import_without_triton() -> None:
+    if "paddleformers.triton_kernels" in sys.modules or importlib.util.find_spec("triton"):
+        return
+    stub, lang = _Passthrough("triton"), _Passthrough("triton.language")
+    stub.language = lang
+    sys.modules.update({"triton": stub, "triton.language": lang})
+    try:
+        import paddleformers.triton_kernels.rope_triton as rope
+    finally:
+        # Leave no fake triton behind: torch and others probe for the real one.
+        del sys.modules["triton"], sys.modules["triton.language"]
+    _expect(hasattr(rope, "_check_triton_available"),
+            "paddleformers.triton_kernels.rope_triton._check_triton_available is gone")
+    _expect(rope.apply_rotary_pos_emb_vision.is_available() is False,
+            "the triton rope kernel claims to be available without triton")
+
+
+def _patch_lora_collate() -> None:
+    import paddleformers.datasets.collate as collate
+    import paddleformers.cli.train.sft.workflow as workflow
+    from paddleformers.peft.lora import LoRAModel
+
+    original = collate.mm_collate_fn
+    if getattr(original, "_ocrsft_patched", False):
+        return
+    params = list(inspect.signature(original).parameters)
+    _expect(params[-1] == "model" and "padding_free" in params,
+            f"mm_collate_fn's parameters changed: {params}")
+    _expect("model.model.base_model" in inspect.getsource(original),
+            "mm_collate_fn no longer unwraps LoRA to model.model.base_model (fixed upstream?)")
+    _expect(workflow.mm_collate_fn is original, "workflow no longer imports mm_collate_fn")
+
+    def mm_collate_fn(*args, **kwargs):
+        model = kwargs.get("model")
+        if isinstance(model, LoRAModel):
+            # Keep the outer VL model: it owns get_rope_index (3-D mRoPE ids).
+            kwargs["model"] = model.model
+        return original(*args, **kwargs)
+
+    mm_collate_fn._ocrsft_patched = True
+    collate.mm_collate_fn = workflow.mm_collate_fn = mm_collate_fn
+
+
+def _patch_template_augmentation() -> None:
+    from paddleformers.datasets.template.mm_plugin import PaddleOCRVLPlugin
+
+    init = PaddleOCRVLPlugin.__init__
+    if getattr(init, "_ocrsft_patched", False):
+        return
+    _expect("image_augmentation" in inspect.getsource(init),
+            "PaddleOCRVLPlugin.__init__ no longer sets image_augmentation")
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if not _augment:
+            del self.image_augmentation  # _preprocess_image checks hasattr
+
+    __init__._ocrsft_patched = True
+    PaddleOCRVLPlugin.__init__ = __init__
+
+
+def set_template_augmentation(enabled: bool) -> None:
+    """PaddleFormers has no key for this; 28-px text lines do not survive it."""
+    global _augment
+    _augment = bool(enabled)
+
+
+def apply() -> None:
+    """Apply every in-process workaround; call before importing paddleformers models."""
+    global _applied
+    if _applied:
+        return
+    _import_without_triton()
+    _patch_lora_collate()
+    _patch_template_augmentation()
+    _applied = True
+
+
+def has_gpu() -> bool:
+    import paddle
+
+    return paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+
+
+def cpu_launch_settings() -> dict:
+    """Training keys without which paddleformers fails or hangs on a CPU-only box."""
+    return {
+        "device": "cpu",
+        "amp_master_grad": False,       # 4: conflicts with disabled AMP
+        "compute_type": "float32",
+        "bf16": False,
+        "fp16": False,
+        "_attn_implementation": "eager",
+        "use_attn_mask_startend_row_indices": False,
+        "sharding": "",
+        "dataloader_num_workers": 0,
+        "tensor_model_parallel_size": 1,
+        "pipeline_model_parallel_size": 1,
+    }
+
+
+def fix_model_config(model_dir: Path) -> bool:
+    """5: disable the fused RMSNorm kernel that CPU paddle lacks. Returns True if changed."""
+    cfg_path = Path(model_dir) / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("fuse_rms_norm") is False:
+        return False
+    cfg["fuse_rms_norm"] = False
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    return True
+
+
+def check_install() -> None:
+    """Run by `make setup`: versions, headless OpenCV, and every patch target."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for pkg, want in EXPECTED.items():
+        _expect(version(pkg) == want, f"{pkg} is {version(pkg)}, expected {want}")
+    for gui in ("opencv-python", "opencv-contrib-python"):
+        try:
+            version(gui)
+        except PackageNotFoundError:
+            continue
+        raise CompatError(f"{gui} (a GUI OpenCV build needing libGL) is installed")
+    import cv2  # noqa: F401  (must import without libGL)
+    import pyarrow  # noqa: F401  (1: breaks with numpy<2)
+
+    apply()
+    import paddleformers.transformers.paddleocr_vl  # noqa: F401

@@ -1,0 +1,70 @@
+"""Install ocrsft's pinned environment into a venv; run by `make setup`.
+
+Runs with the venv's own python, standard library only (nothing is installed
+yet). The lock is installed with --no-deps because the published pins conflict
+(fast-dataindex wants numpy<=1.26.4, pyarrow 26 refuses numpy<2): resolving
+would either fail or pick a numpy that breaks `datasets`. The lock is the
+tested answer, so the resolver never runs.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCKS = {"core": ROOT / "requirements.lock", "torch": ROOT / "requirements-torch.lock"}
+# GUI builds of OpenCV need libGL, which headless machines lack (seed 002's FAQ).
+GUI_OPENCV = ("opencv-python", "opencv-contrib-python")
+
+
+def pip(venv: Path, *args: str) -> None:
+    cmd = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *args]
+    subprocess.run(cmd, check=True)
+
+
+def installed(venv: Path) -> set[str]:
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+                         check=True, capture_output=True, text=True).stdout
+    return {line.split("==")[0].lower() for line in out.splitlines() if "==" in line}
+
+
+def install_lock(venv: Path, lock: Path) -> None:
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = venv / f".{lock.name}.sha256"
+    if stamp.exists() and stamp.read_text() == digest:
+        print(f"install: {lock.name} already installed")
+        return
+    pip(venv, "install", "--quiet", "--no-deps", "-r", str(lock))
+    stamp.write_text(digest)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--venv", type=Path, default=ROOT / ".venv")
+    ap.add_argument("--extra", choices=sorted(LOCKS), default="core")
+    args = ap.parse_args()
+    venv = args.venv.resolve()
+
+    install_lock(venv, LOCKS["core"])
+    if args.extra != "core":
+        install_lock(venv, LOCKS[args.extra])
+    gui = [p for p in GUI_OPENCV if p in installed(venv)]
+    if gui:
+        pip(venv, "uninstall", "--quiet", "-y", *gui)
+        # Uninstalling a GUI build removes the shared cv2/ folder: put headless back.
+        pip(venv, "install", "--quiet", "--no-deps", "--force-reinstall",
+            next(l.strip() for l in LOCKS["core"].read_text().splitlines()
+                 if l.startswith("opencv-python-headless==")))
+    pip(venv, "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(ROOT))
+    # The in-code workarounds are checked here once, so a broken install fails now.
+    subprocess.run([str(venv / "bin" / "python"), "-c",
+                    "import erniekit_ext.compat as c; c.check_install()"], check=True)
+    print(f"install: ok ({venv})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from ocrsft.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""`ocrsft` — one CLI for the whole pipeline; the Makefile targets call these.
+
+Each subcommand lives in the module that does the work. That module exposes
+`add_args(parser)` and `main(args) -> int`; it is imported only when its
+subcommand runs, so `ocrsft convert` never pays for importing paddle.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from converters.errors import UserError
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("converters.run", "convert a source dataset to ERNIEKit JSONL"),
+    "validate": ("converters.validate", "check an ERNIEKit JSONL file and its images"),
+    "plan": ("erniekit_ext.plan", "resolve a training config and print the max_steps plan"),
+    "train": ("erniekit_ext.train", "plan, check and launch a training run"),
+    "export": ("inference.export", "turn a run into a folder paddleocr/paddlex loads"),
+    "parity": ("inference.parity", "check train-time and serve-time token ids agree"),
+    "infer": ("inference.predict", "predict a JSONL set with a model folder"),
+    "eval": ("inference.evaluate", "score predictions with the task's metrics"),
+    "compare": ("inference.compare", "compare two prediction sets side by side"),
+    "tiny-model": ("erniekit_ext.tiny_model", "build a tiny random PaddleOCR-VL folder"),
+    "demo": ("ocrsft.demo", "render, convert, train and evaluate a tiny reader on CPU"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocrsft", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if name == wanted:  # only import the module that will run
+            importlib.import_module(module).add_args(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.main(args) or 0)
+    except UserError as e:
+        print(f"ocrsft {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ocrsft {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
