@@ -1,0 +1,78 @@
+"""Engine `paddleformers`: run PaddleFormers' VL-SFT trainer on a resolved config.
+
+Read top to bottom: write the resolved YAML into the run folder, then either
+relaunch through `paddle.distributed.launch` (GPUs; multi-node variables pass
+through) or, on a machine without a GPU, run the trainer in this process with
+the CPU settings — `paddleformers-cli` itself cannot start there (compat 3).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from erniekit_ext import compat
+
+def last_checkpoint(output_dir: Path) -> Path | None:
+    ckpts = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return max(ckpts, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def write_resolved(cfg: dict, run_dir: Path) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "resolved.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def distributed_command(resolved: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "paddle.distributed.launch"]
+    master = os.environ.get("MASTER_ADDR")
+    if master:
+        cmd += ["--master", f"{master}:{os.environ.get('MASTER_PORT', '8090')}"]
+    for env, flag in (("NNODES", "--nnodes"), ("PADDLE_NODE_RANK", "--rank")):
+        if os.environ.get(env):
+            cmd += [flag, os.environ[env]]
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpus:
+        cmd += ["--gpus", gpus]
+    cmd += ["--log_dir", str(resolved.parent / "launch_logs"),
+            # Each worker re-enters this module so the compat patches apply there too.
+            "-m", "erniekit_ext.engines.paddleformers", str(resolved)]
+    return cmd
+
+
+def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = True) -> None:
+    """Train. `cfg` holds paddleformers keys only; `augment` toggles the template's
+    built-in image augmentation, which PaddleFormers exposes no key for."""
+    cfg = dict(cfg)
+    run_dir = Path(run_dir)
+    if resume:
+        ckpt = last_checkpoint(Path(cfg["output_dir"]))
+        if ckpt is not None:
+            cfg["resume_from_checkpoint"] = str(ckpt)
+    gpu = compat.has_gpu()
+    if not gpu:
+        cfg.update(compat.cpu_launch_settings())
+    resolved = write_resolved(cfg, run_dir)
+    if gpu:
+        env = dict(os.environ, OCRSFT_TEMPLATE_AUGMENT="1" if augment else "0")
+        subprocess.run(distributed_command(resolved), check=True, env=env)
+        return
+    run_in_process(cfg, augment)
+
+
+def run_in_process(cfg: dict, augment: bool) -> None:
+    compat.apply()
+    compat.set_template_augmentation(augment)
+    from paddleformers.cli.train.tuner import run_tuner
+
+    run_tuner(cfg)
+
+
+if __name__ == "__main__":  # a worker started by paddle.distributed.launch
+    run_in_process(yaml.safe_load(Path(sys.argv[1]).read_text()),
+                   os.environ.get("OCRSFT_TEMPLATE_AUGMENT", "1") == "1")
