@@ -176,16 +176,19 @@ def fix_model_config(model_dir: Path) -> bool:
 
 def check_install() -> None:
     """Run by `make setup`: versions, headless OpenCV, and every patch target."""
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import PackageNotFoundError, distribution, version
 
     for pkg, want in EXPECTED.items():
         _expect(version(pkg) == want, f"{pkg} is {version(pkg)}, expected {want}")
     for gui in ("opencv-python", "opencv-contrib-python"):
         try:
-            version(gui)
+            dist = distribution(gui)
         except PackageNotFoundError:
             continue
-        raise CompatError(f"{gui} (a GUI OpenCV build needing libGL) is installed")
+        # The installer's shim of the same name carries metadata only (see install.py).
+        if any(not str(f).split("/")[0].endswith(".dist-info") for f in dist.files or []):
+            raise CompatError(f"{gui} (a GUI OpenCV build needing libGL) is installed")
+    _expect(version("opencv-python-headless") is not None, "opencv-python-headless is missing")
     import cv2  # noqa: F401  (must import without libGL)
     import pyarrow  # noqa: F401  (1: breaks with numpy<2)
 

@@ -9,15 +9,23 @@ tested answer, so the resolver never runs.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = {"core": ROOT / "requirements.lock", "torch": ROOT / "requirements-torch.lock"}
 # GUI builds of OpenCV need libGL, which headless machines lack (seed 002's FAQ).
 GUI_OPENCV = ("opencv-python", "opencv-contrib-python")
+# paddlex refuses to build the PaddleOCR-VL pipeline unless a distribution with
+# exactly this name and version is installed; the shim satisfies that check and
+# installs no files, so cv2 stays the headless build.
+SHIM = ("opencv-contrib-python", "4.10.0.84")
+SHIM_MARK = "ocrsft-shim"
 
 
 def pip(venv: Path, *args: str) -> None:
@@ -29,6 +37,33 @@ def installed(venv: Path) -> set[str]:
     out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
                          check=True, capture_output=True, text=True).stdout
     return {line.split("==")[0].lower() for line in out.splitlines() if "==" in line}
+
+
+def build_shim_wheel(folder: Path) -> Path:
+    name, ver = SHIM
+    dist = f"{name.replace('-', '_')}-{ver}.dist-info"
+    files = {
+        f"{dist}/METADATA": (f"Metadata-Version: 2.1\nName: {name}\nVersion: {ver}\n"
+                             f"Summary: {SHIM_MARK}: metadata only; cv2 comes from "
+                             f"opencv-python-headless\nRequires-Dist: opencv-python-headless\n"),
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: ocrsft\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+    wheel = folder / f"{name.replace('-', '_')}-{ver}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+    return wheel
+
+
+def is_shim(venv: Path) -> bool:
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "show", SHIM[0]],
+                         capture_output=True, text=True).stdout
+    return SHIM_MARK in out
 
 
 def install_lock(venv: Path, lock: Path) -> None:
@@ -51,13 +86,16 @@ def main() -> int:
     install_lock(venv, LOCKS["core"])
     if args.extra != "core":
         install_lock(venv, LOCKS[args.extra])
-    gui = [p for p in GUI_OPENCV if p in installed(venv)]
+    gui = [p for p in GUI_OPENCV if p in installed(venv) and not (p == SHIM[0] and is_shim(venv))]
     if gui:
         pip(venv, "uninstall", "--quiet", "-y", *gui)
         # Uninstalling a GUI build removes the shared cv2/ folder: put headless back.
         pip(venv, "install", "--quiet", "--no-deps", "--force-reinstall",
             next(l.strip() for l in LOCKS["core"].read_text().splitlines()
                  if l.startswith("opencv-python-headless==")))
+    if not is_shim(venv):
+        with tempfile.TemporaryDirectory() as tmp:
+            pip(venv, "install", "--quiet", "--no-deps", str(build_shim_wheel(Path(tmp))))
     pip(venv, "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(ROOT))
     # The in-code workarounds are checked here once, so a broken install fails now.
     subprocess.run([str(venv / "bin" / "python"), "-c",

@@ -1,0 +1,118 @@
+"""`ocrsft export RUN -o DIR [--base BASE]`: a folder paddleocr / paddlex (pipeline v1) loads.
+
+A paddleformers output folder is not servable as it stands (inference-facts.md):
+1. no `inference.yml`, and the chat template must be the base model's;
+2. weights come sharded, and paddlex accepts exactly one `model.safetensors`;
+3. tensors training never touched (the vision head) are missing;
+4. `generation_config.json` has no EOS and `max_length: 20`;
+5. the tokenizer config must not add a second BOS.
+Each step below fixes one of these, then paddlex itself loads the result.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from converters.errors import UserError
+from erniekit_ext import model_folder
+
+COPY = ("config.json", "preprocessor_config.json", "tokenizer.model", "tokenizer_config.json",
+        "special_tokens_map.json", "added_tokens.json")
+FROM_BASE = ("chat_template.jinja", "generation_config.json", "tokenizer_config.json",
+             "special_tokens_map.json", "preprocessor_config.json")
+
+
+def find_base(run_dir: Path) -> Path | None:
+    """The model the run started from, as recorded in its resolved config."""
+    import yaml
+
+    for name in ("resolved.yaml",):
+        path = run_dir / name
+        if path.is_file():
+            base = yaml.safe_load(path.read_text()).get("model_name_or_path")
+            if base and Path(base).is_dir():
+                return Path(base)
+    return None
+
+
+def fill_missing_tensors(out: Path, base: Path) -> list[str]:
+    """Copy tensors the base has and the export lacks (e.g. visual.vision_model.head.*)."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    target = out / "model.safetensors"
+    base_files = model_folder.weight_files(base)
+    have = load_file(target)
+    added = []
+    for f in base_files:
+        with safe_open(f, "np") as src:
+            for key in src.keys():
+                if key not in have:
+                    have[key] = src.get_tensor(key)
+                    added.append(key)
+    if added:
+        tmp = out / ".model.safetensors.part"
+        save_file(have, tmp, metadata={"format": "pt"})
+        tmp.replace(target)
+    return added
+
+
+def fix_generation_config(out: Path, config: dict) -> None:
+    path = out / "generation_config.json"
+    gen = json.loads(path.read_text()) if path.is_file() else {}
+    gen.setdefault("eos_token_id", config.get("eos_token_id", 2))
+    gen.pop("max_length", None)  # paddleformers writes 20, which cuts every answer short
+    gen["do_sample"] = False
+    path.write_text(json.dumps(gen, indent=2) + "\n")
+
+
+def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
+           verify: bool = True) -> Path:
+    run_dir, out = Path(run_dir), Path(out)
+    if not run_dir.is_dir():
+        raise UserError(str(run_dir), "run folder not found")
+    base = Path(base) if base else find_base(run_dir)
+    if base is None:
+        raise UserError("--base", f"cannot tell which base model {run_dir} was trained from; "
+                                  "pass --base BASE_MODEL_DIR")
+    model_folder.check_model_folder(base)
+    if not model_folder.weight_files(run_dir):
+        raise UserError(str(run_dir), "holds no *.safetensors weights (did training finish?)")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in COPY:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, out / name)
+    for w in model_folder.weight_files(run_dir):
+        shutil.copy2(w, out / w.name)
+    if (run_dir / "model.safetensors.index.json").is_file():
+        shutil.copy2(run_dir / "model.safetensors.index.json", out)
+    model_folder.consolidate_safetensors(out)
+    for name in FROM_BASE:
+        if (base / name).is_file():
+            shutil.copy2(base / name, out / name)
+    added = fill_missing_tensors(out, base)
+    config = model_folder.read_config(base)
+    fix_generation_config(out, config)
+    model_folder.write_inference_yml(out)
+    model_folder.check_model_folder(out, for_serving=True)
+    if added:
+        print(f"export: took {len(added)} tensors the run lacked from {base}")
+    if verify:
+        from inference.predict import load_native
+
+        load_native(out)
+    return out
+
+
+def add_args(p) -> None:
+    p.add_argument("run", type=Path, help="a training run's output folder")
+    p.add_argument("-o", "--out", type=Path, required=True, help="folder to write")
+    p.add_argument("--base", type=Path, help="the base model folder (default: from the run's config)")
+    p.add_argument("--no-verify", action="store_true", help="skip loading the result with paddlex")
+
+
+def main(args) -> int:
+    out = export(args.run, args.out, args.base, verify=not args.no_verify)
+    print(f"export: wrote {out} (loads in paddlex as {model_folder.PADDLEX_MODEL_NAME})")
+    return 0
