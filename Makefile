@@ -13,7 +13,8 @@ IMAGE     ?= ocrsft:gpu
 DATA      ?=
 MODEL     ?=
 
-.PHONY: help setup setup-torch demo test tiny-model convert validate plan train export parity \
+
+.PHONY: help setup setup-torch demo pretrain-tiny test tiny-model convert validate plan train export parity \
         infer eval compare tensorboard bench docker-build docker-train docker-infer clean
 
 help:
@@ -31,6 +32,9 @@ setup-torch: $(STAMP) ## add the PyTorch bridge extras (CPU torch, transformers,
 
 demo: setup ## the main job: teach a tiny PaddleOCR-VL to read, on CPU, offline
 	$(OCRSFT) demo --out runs/demo
+
+pretrain-tiny: setup ## rebuild the demo's base checkpoint in assets/ (seeded, ~30 min on 2 cores)
+	$(OCRSFT) pretrain-tiny --out runs/pretrain-tiny
 
 test: setup ## run the test suite (tiny models + ../shared/data)
 	$(BIN)/python -m pytest -q tests

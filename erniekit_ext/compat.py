@@ -174,12 +174,26 @@ def fix_model_config(model_dir: Path) -> bool:
     return True
 
 
+def _dist_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def check_install() -> None:
     """Run by `make setup`: versions, headless OpenCV, and every patch target."""
-    from importlib.metadata import PackageNotFoundError, distribution, version
+    from importlib.metadata import PackageNotFoundError, distribution
 
     for pkg, want in EXPECTED.items():
-        _expect(version(pkg) == want, f"{pkg} is {version(pkg)}, expected {want}")
+        if pkg == "paddlepaddle" and _dist_version("paddlepaddle") is None:
+            # GPU images ship paddlepaddle-gpu (3.x); the patches target paddleformers.
+            got = _dist_version("paddlepaddle-gpu") or "missing"
+            _expect(got.startswith("3."), f"paddlepaddle-gpu is {got}, expected 3.x")
+            continue
+        _expect(_dist_version(pkg) == want, f"{pkg} is {_dist_version(pkg)}, expected {want}")
     for gui in ("opencv-python", "opencv-contrib-python"):
         try:
             dist = distribution(gui)
@@ -188,7 +202,7 @@ def check_install() -> None:
         # The installer's shim of the same name carries metadata only (see install.py).
         if any(not str(f).split("/")[0].endswith(".dist-info") for f in dist.files or []):
             raise CompatError(f"{gui} (a GUI OpenCV build needing libGL) is installed")
-    _expect(version("opencv-python-headless") is not None, "opencv-python-headless is missing")
+    _expect(_dist_version("opencv-python-headless") is not None, "opencv-python-headless is missing")
     import cv2  # noqa: F401  (must import without libGL)
     import pyarrow  # noqa: F401  (1: breaks with numpy<2)
 

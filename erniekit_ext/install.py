@@ -28,13 +28,18 @@ SHIM = ("opencv-contrib-python", "4.10.0.84")
 SHIM_MARK = "ocrsft-shim"
 
 
+def python(venv: Path) -> str:
+    """`venv` is a venv folder, or (in the Docker image) a python executable."""
+    return str(venv) if venv.is_file() else str(venv / "bin" / "python")
+
+
 def pip(venv: Path, *args: str) -> None:
-    cmd = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *args]
+    cmd = [python(venv), "-m", "pip", "--disable-pip-version-check", *args]
     subprocess.run(cmd, check=True)
 
 
 def installed(venv: Path) -> set[str]:
-    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+    out = subprocess.run([python(venv), "-m", "pip", "list", "--format=freeze"],
                          check=True, capture_output=True, text=True).stdout
     return {line.split("==")[0].lower() for line in out.splitlines() if "==" in line}
 
@@ -61,31 +66,40 @@ def build_shim_wheel(folder: Path) -> Path:
 
 
 def is_shim(venv: Path) -> bool:
-    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "show", SHIM[0]],
+    out = subprocess.run([python(venv), "-m", "pip", "show", SHIM[0]],
                          capture_output=True, text=True).stdout
     return SHIM_MARK in out
 
 
-def install_lock(venv: Path, lock: Path) -> None:
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
-    stamp = venv / f".{lock.name}.sha256"
+def install_lock(venv: Path, lock: Path, exclude: set[str]) -> None:
+    digest = hashlib.sha256(lock.read_bytes() + repr(sorted(exclude)).encode()).hexdigest()
+    stamp = (venv.parent if venv.is_file() else venv) / f".{lock.name}.sha256"
     if stamp.exists() and stamp.read_text() == digest:
         print(f"install: {lock.name} already installed")
         return
-    pip(venv, "install", "--quiet", "--no-deps", "-r", str(lock))
+    pins = [line for line in lock.read_text().splitlines()
+            if line.strip() and not line.startswith("#") and line.split("==")[0].lower() not in exclude]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(pins) + "\n")
+    pip(venv, "install", "--quiet", "--no-deps", "-r", f.name)
+    Path(f.name).unlink()
     stamp.write_text(digest)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--venv", type=Path, default=ROOT / ".venv")
+    ap.add_argument("--venv", type=Path, default=ROOT / ".venv",
+                    help="a venv folder, or a python executable to install into")
     ap.add_argument("--extra", choices=sorted(LOCKS), default="core")
+    ap.add_argument("--exclude", action="append", default=[],
+                    help="a pinned package to leave alone (the Docker image brings paddlepaddle-gpu)")
     args = ap.parse_args()
-    venv = args.venv.resolve()
+    venv = args.venv if args.venv.is_file() else args.venv.resolve()
+    exclude = {e.lower() for e in args.exclude}
 
-    install_lock(venv, LOCKS["core"])
+    install_lock(venv, LOCKS["core"], exclude)
     if args.extra != "core":
-        install_lock(venv, LOCKS[args.extra])
+        install_lock(venv, LOCKS[args.extra], exclude)
     gui = [p for p in GUI_OPENCV if p in installed(venv) and not (p == SHIM[0] and is_shim(venv))]
     if gui:
         pip(venv, "uninstall", "--quiet", "-y", *gui)
@@ -98,7 +112,7 @@ def main() -> int:
             pip(venv, "install", "--quiet", "--no-deps", str(build_shim_wheel(Path(tmp))))
     pip(venv, "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(ROOT))
     # The in-code workarounds are checked here once, so a broken install fails now.
-    subprocess.run([str(venv / "bin" / "python"), "-c",
+    subprocess.run([python(venv), "-c",
                     "import erniekit_ext.compat as c; c.check_install()"], check=True)
     print(f"install: ok ({venv})")
     return 0

@@ -24,7 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("inference.evaluate", "score predictions with the task's metrics"),
     "compare": ("inference.compare", "compare two prediction sets side by side"),
     "tiny-model": ("erniekit_ext.tiny_model", "build a tiny random PaddleOCR-VL folder"),
-    "demo": ("ocrsft.demo", "render, convert, train and evaluate a tiny reader on CPU"),
+    "demo": ("ocrsft.demo", "fine-tune the tiny base reader to new characters on CPU, offline"),
+    "pretrain-tiny": ("ocrsft.pretrain_tiny", "train the demo's base checkpoint from scratch (~30 min)"),
 }
 
 

@@ -1,0 +1,72 @@
+"""The steps `ocrsft demo` and `ocrsft pretrain-tiny` share, each a call into the real pipeline."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Stopwatch:
+    def __init__(self):
+        self.t0 = time.time()
+        self.marks: dict[str, float] = {}
+        self._last = self.t0
+
+    def mark(self, name: str) -> float:
+        now = time.time()
+        self.marks[name] = now - self._last
+        self._last = now
+        return self.marks[name]
+
+    @property
+    def total(self) -> float:
+        return time.time() - self.t0
+
+
+def say(msg: str) -> None:
+    print(f"[ocrsft] {msg}", flush=True)
+
+
+def lines_dataset(root: Path, n: int, alphabet: str, seed: int) -> Path:
+    """Render n lines, then convert their PaddleOCR labels like any user's dataset."""
+    from converters.run import convert
+    from converters.synth_lines import render_lines
+
+    labels = render_lines(root, n, alphabet, seed)
+    out = root / "data.jsonl"
+    counts = convert("paddleocr-rec", [labels], out, image_root=root,
+                     rejects=root / "rejects.jsonl")
+    say(f"converted {counts.written}, rejected {counts.rejected} -> {out}")
+    return out
+
+
+def load_recipe(name: str, **paths) -> tuple[dict, dict]:
+    """A YAML from configs/paddleocr_vl with paths filled in -> (engine keys, ocrsft keys)."""
+    cfg = yaml.safe_load((ROOT / "configs" / "paddleocr_vl" / name).read_text())
+    cfg.update({k: str(v) for k, v in paths.items()})
+    ours = {k: cfg.pop(k) for k in ("engine", "ocr_augmentation") if k in cfg}
+    return cfg, ours
+
+
+def train(cfg: dict, ours: dict, run_dir: Path) -> None:
+    from erniekit_ext.engines.paddleformers import launch
+
+    cfg.setdefault("output_dir", str(run_dir))
+    cfg.setdefault("logging_dir", str(run_dir / "tensorboard"))
+    launch(cfg, run_dir, augment=ours.get("ocr_augmentation", True))
+
+
+def heldout_cer(model_dir: Path, data: Path, out: Path, max_new_tokens: int = 16) -> float:
+    """Predict the held-out set through the `paddleocr doc_parser` pipeline and score CER."""
+    from inference.metrics.ocr import cer
+    from inference.predict import predict_file
+
+    out.unlink(missing_ok=True)
+    predict_file(model_dir, data, out, via="doc-parser", max_new_tokens=max_new_tokens,
+                 progress=False)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    return sum(cer(r["prediction"], r["reference"]) for r in rows) / len(rows)
