@@ -35,8 +35,12 @@ def is_url(s: str) -> bool:
     return s.startswith(("http://", "https://", "ftp://", "data:"))
 
 
-def resolve_image(ref: str, image_root: Path, allow_urls: bool = False) -> Path | str:
+def resolve_image(ref: str, image_root: Path, allow_urls: bool = False,
+                  base: Path | None = None) -> Path | str:
     """Resolve a dataset's image reference, refusing anything outside image_root.
+
+    Relative references resolve against `base` (the JSONL's folder when reading
+    ERNIEKit files, the label file's root when converting), default image_root.
 
     Datasets are untrusted: `../../etc/passwd` or an absolute path elsewhere is
     a reject, and URLs are only passed through when the user opted in.
@@ -49,7 +53,7 @@ def resolve_image(ref: str, image_root: Path, allow_urls: bool = False) -> Path 
         raise SampleError(f"url_not_allowed: {ref[:80]} (pass --allow-urls to keep URLs)")
     root = image_root.resolve()
     p = Path(ref)
-    full = (p if p.is_absolute() else root / p).resolve()
+    full = (p if p.is_absolute() else Path(base or root) / p).resolve()
     if full != root and root not in full.parents:
         raise SampleError(f"path_escape: {ref} is outside the image root {root}")
     return full
@@ -104,12 +108,12 @@ def check_shape(obj: dict) -> None:
 
 
 def check_sample(obj: dict, image_root: Path, allow_urls: bool = False,
-                 check_images: bool = True) -> list[tuple[int, int]]:
+                 check_images: bool = True, base: Path | None = None) -> list[tuple[int, int]]:
     """Validate shape and images; return the (w, h) of each local image."""
     check_shape(obj)
     sizes = []
     for im in obj.get("image_info", []):
-        ref = resolve_image(im["image_url"], image_root, allow_urls)
+        ref = resolve_image(im["image_url"], image_root, allow_urls, base)
         if isinstance(ref, Path) and check_images:
             sizes.append(check_image(ref))
     return sizes

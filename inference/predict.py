@@ -52,7 +52,8 @@ def requests_from(data: Path, image_root: Path) -> Iterator[Request]:
         req = Request(sid, prompt, None, reference)
         if images:
             try:
-                req.image = str(resolve_image(images[0].get("image_url", ""), image_root))
+                req.image = str(resolve_image(images[0].get("image_url", ""), image_root,
+                                              base=data.parent))
             except SampleError as e:
                 req.error = f"{data}:{line}: {e.reason}"
         yield req

@@ -45,11 +45,33 @@ def distributed_command(resolved: Path) -> list[str]:
     return cmd
 
 
+PATH_KEYS = ("model_name_or_path", "train_dataset_path", "eval_dataset_path", "output_dir",
+             "logging_dir", "resume_from_checkpoint")
+
+
+def absolute_paths(cfg: dict) -> dict:
+    """PaddleFormers opens relative paths against the working directory; pin them now."""
+    out = dict(cfg)
+    for key in PATH_KEYS:
+        value = out.get(key)
+        # Outputs may not exist yet; a model name that is no local folder stays as written.
+        local = key in ("output_dir", "logging_dir") or Path(str(value).split(",")[0]).exists()
+        if isinstance(value, str) and value and local:
+            out[key] = ",".join(str(Path(v).resolve()) for v in value.split(","))
+    return out
+
+
+def data_dir(cfg: dict) -> Path:
+    """ERNIEKit image paths are relative to their JSONL; the trainer reads them from here."""
+    first = str(cfg.get("train_dataset_path", "")).split(",")[0]
+    return Path(first).parent if first else Path.cwd()
+
+
 def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = True) -> None:
     """Train. `cfg` holds paddleformers keys only; `augment` toggles the template's
     built-in image augmentation, which PaddleFormers exposes no key for."""
-    cfg = dict(cfg)
-    run_dir = Path(run_dir)
+    cfg = absolute_paths(cfg)
+    run_dir = Path(run_dir).resolve()
     if resume:
         ckpt = last_checkpoint(Path(cfg["output_dir"]))
         if ckpt is not None:
@@ -60,7 +82,7 @@ def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = Tr
     resolved = write_resolved(cfg, run_dir)
     if gpu:
         env = dict(os.environ, OCRSFT_TEMPLATE_AUGMENT="1" if augment else "0")
-        subprocess.run(distributed_command(resolved), check=True, env=env)
+        subprocess.run(distributed_command(resolved), check=True, env=env, cwd=data_dir(cfg))
         return
     run_in_process(cfg, augment)
 
@@ -70,7 +92,12 @@ def run_in_process(cfg: dict, augment: bool) -> None:
     compat.set_template_augmentation(augment)
     from paddleformers.cli.train.tuner import run_tuner
 
-    run_tuner(cfg)
+    here = os.getcwd()
+    os.chdir(data_dir(cfg))
+    try:
+        run_tuner(cfg)
+    finally:
+        os.chdir(here)
 
 
 if __name__ == "__main__":  # a worker started by paddle.distributed.launch
