@@ -28,6 +28,9 @@ class LineStyle:
     min_len: int = 4
     max_len: int = 8
     max_x_offset: int = 12
+    # Boxed layout (form fields, meter readings): one character centred in each
+    # cell of this many pixels, so each 28-px image token holds one character.
+    cell_px: int | None = None
 
 
 def font_path(name: str = "DejaVuSans.ttf") -> Path:
@@ -46,6 +49,13 @@ def render_line(text: str, style: LineStyle, rng: random.Random, font_file: Path
     font = ImageFont.truetype(str(font_file), size)
     img = Image.new("L", (style.width, style.height), 255)
     draw = ImageDraw.Draw(img)
+    if style.cell_px:
+        for i, ch in enumerate(text):
+            left, top, right, bottom = draw.textbbox((0, 0), ch, font=font)
+            x = i * style.cell_px + (style.cell_px - (right - left)) // 2 - left
+            y = (style.height - (bottom - top)) // 2 - top
+            draw.text((x, y), ch, font=font, fill=rng.randint(0, 60))
+        return img.convert("RGB")
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     slack = max(0, style.width - (right - left) - 2)
     x = rng.randint(0, min(style.max_x_offset, slack)) - left + 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ocrsft import steps
-from ocrsft.pretrain_tiny import ASSET
+from ocrsft.pretrain_tiny import ASSET, STYLE
 
 LETTERS = "ACEHKMPRTX"
 
@@ -35,15 +35,16 @@ def main(args) -> int:
     clock = steps.Stopwatch()
     out = args.out
     base = check_model_folder(args.base, for_serving=True)
-    train = steps.lines_dataset(out / "train", args.lines, LETTERS, seed=3)
-    held = steps.lines_dataset(out / "heldout", args.heldout, LETTERS, seed=4)
+    train = steps.lines_dataset(out / "train", args.lines, LETTERS, seed=3, style=STYLE)
+    held = steps.lines_dataset(out / "heldout", args.heldout, LETTERS, seed=4, style=STYLE)
     clock.mark("data")
 
     cfg, ours = steps.load_recipe("demo_cpu.yaml", model_name_or_path=base,
                                   train_dataset_path=train)
     if args.steps:
         cfg["max_steps"] = args.steps
-    print(plan_for(cfg).table())
+        cfg["logging_steps"] = min(cfg["logging_steps"], args.steps)
+    print(plan_for(cfg).table(), flush=True)
 
     before = steps.heldout_cer(base, held, out / "pred_before.jsonl")
     steps.say(f"held-out CER before fine-tuning: {before:.3f}")

@@ -13,8 +13,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from converters.synth_lines import LineStyle
 from ocrsft import steps
 
+# Domain A and B share this layout: boxed characters, one per 28-px cell (form
+# fields, meter readings), so each image token holds one character.
+STYLE = LineStyle(width=224, height=28, font_px=(20, 22), min_len=4, max_len=8, cell_px=28)
 DIGITS = "0123456789"
 # The tokenizer covers the demo's new characters too, so fine-tuning needs no vocab surgery.
 CHARSET = DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -34,13 +38,14 @@ def main(args) -> int:
 
     clock = steps.Stopwatch()
     out = args.out
-    train = steps.lines_dataset(out / "train", args.lines, DIGITS, seed=1)
-    held = steps.lines_dataset(out / "heldout", 100, DIGITS, seed=2)
+    train = steps.lines_dataset(out / "train", args.lines, DIGITS, seed=1, style=STYLE)
+    held = steps.lines_dataset(out / "heldout", 100, DIGITS, seed=2, style=STYLE)
     base = build_tiny_model(out / "random", preset="demo", seed=0, charset=CHARSET)
     cfg, ours = steps.load_recipe("pretrain_tiny_cpu.yaml", model_name_or_path=base,
                                   train_dataset_path=train)
     if args.steps:
         cfg["max_steps"] = args.steps
+        cfg["logging_steps"] = min(cfg["logging_steps"], args.steps)
     steps.train(cfg, ours, out / "run")
     model = export(out / "run", out / "model", base=base)
     cer = steps.heldout_cer(model, held, out / "heldout_pred.jsonl")

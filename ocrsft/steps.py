@@ -31,12 +31,12 @@ def say(msg: str) -> None:
     print(f"[ocrsft] {msg}", flush=True)
 
 
-def lines_dataset(root: Path, n: int, alphabet: str, seed: int) -> Path:
+def lines_dataset(root: Path, n: int, alphabet: str, seed: int, style=None) -> Path:
     """Render n lines, then convert their PaddleOCR labels like any user's dataset."""
     from converters.run import convert
-    from converters.synth_lines import render_lines
+    from converters.synth_lines import LineStyle, render_lines
 
-    labels = render_lines(root, n, alphabet, seed)
+    labels = render_lines(root, n, alphabet, seed, style or LineStyle())
     out = root / "data.jsonl"
     counts = convert("paddleocr-rec", [labels], out, image_root=root,
                      rejects=root / "rejects.jsonl")
