@@ -13,6 +13,7 @@ first checks that its target still has the shape it was written for and raises
 | 5 | `fused_rms_norm_ext` is not registered on CPU              | `fix_model_config`       |
 | 6 | LoRA collate unwraps to the inner LM (no get_rope_index)   | `_patch_lora_collate`    |
 | + | the paddleocr_vl template's hard-coded image augmentation  | `set_template_augmentation` |
+| + | flex_checkpoint resume needs a fleet group CPU never builds | `cpu_launch_settings`    |
 """
 from __future__ import annotations
 
@@ -160,6 +161,11 @@ def cpu_launch_settings() -> dict:
         "dataloader_num_workers": 0,
         "tensor_model_parallel_size": 1,
         "pipeline_model_parallel_size": 1,
+        # flex_checkpoint resume asks fleet for a communicate group that a single
+        # CPU process never builds ('Fleet' object has no attribute '_hcg');
+        # the plain per-rank format saves and resumes without it.
+        "save_checkpoint_format": None,
+        "load_checkpoint_format": None,
     }
 
 

@@ -37,6 +37,7 @@ class Preset:
     vision_hidden: int
     vision_layers: int
     vision_heads: int
+    vision_ffn: int
     min_pixels: int
     max_pixels: int
     charset: str = field(default=string.digits + string.ascii_letters + string.punctuation + " ")
@@ -48,9 +49,9 @@ class Preset:
 
 PRESETS = {
     # The fixture for tests: fast to build and to step.
-    "test": Preset(64, 2, 4, 2, 128, (2, 3, 3), 32, 2, 2, 28 * 28, 28 * 28 * 64),
+    "test": Preset(64, 2, 4, 2, 128, (2, 3, 3), 32, 2, 2, 64, 28 * 28, 28 * 28 * 64),
     # The demo's reader (see ../shared/notes/demo-calibration.md): 2 LM layers beat 3 or 4 here.
-    "demo": Preset(128, 2, 4, 2, 256, (4, 6, 6), 64, 2, 2, 28 * 28, 28 * 28 * 64),
+    "demo": Preset(128, 2, 4, 2, 256, (4, 6, 6), 64, 2, 2, 256, 28 * 28, 28 * 28 * 64),
 }
 
 
@@ -135,11 +136,12 @@ def model_config(p: Preset, vocab_size: int, ids: dict[str, int]) -> dict:
         "vision_config": {
             "model_type": "paddleocr_vl",
             "hidden_size": p.vision_hidden,
-            "intermediate_size": p.vision_hidden * 2,
+            "intermediate_size": p.vision_ffn,
             "num_hidden_layers": p.vision_layers,
             "num_attention_heads": p.vision_heads,
             "patch_size": 14,
-            "image_size": 56,
+            # The real model's 384 (a 27x27 position grid, interpolated per image).
+            "image_size": 384,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
             "hidden_act": "gelu_pytorch_tanh",

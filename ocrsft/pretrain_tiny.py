@@ -16,9 +16,8 @@ from pathlib import Path
 from converters.synth_lines import LineStyle
 from ocrsft import steps
 
-# Domain A and B share this layout: boxed characters, one per 28-px cell (form
-# fields, meter readings), so each image token holds one character.
-STYLE = LineStyle(width=224, height=28, font_px=(20, 22), min_len=4, max_len=8, cell_px=28)
+# Domain A and B share this layout: 4-8 characters on a 28x140 line (5 image tokens).
+STYLE = LineStyle()
 DIGITS = "0123456789"
 # The tokenizer covers the demo's new characters too, so fine-tuning needs no vocab surgery.
 CHARSET = DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -21,6 +21,22 @@ def last_checkpoint(output_dir: Path) -> Path | None:
     return max(ckpts, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
+def paddle_weights_for_resume(ckpt: Path) -> None:
+    """The trainer saves checkpoints in HF layout but resumes only from Paddle's
+    `model_state.pdparams`; write that file from the checkpoint's own weights."""
+    target = ckpt / "model_state.pdparams"
+    if target.exists() or not (ckpt / "model.safetensors").exists():
+        return
+    # In a child process: building a model here would shift paddle's global parameter
+    # names, and the optimizer state is keyed by them.
+    code = ("import sys, paddle; from erniekit_ext import compat; compat.apply(); "
+            "from paddleformers.transformers import PaddleOCRVLForConditionalGeneration as M; "
+            "m = M.from_pretrained(sys.argv[1], convert_from_hf=True, dtype='float32'); "
+            "paddle.save(m.state_dict(), sys.argv[2])")
+    subprocess.run([sys.executable, "-c", code, str(ckpt), str(target)], check=True,
+                   capture_output=True)
+
+
 def write_resolved(cfg: dict, run_dir: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "resolved.yaml"
@@ -75,6 +91,8 @@ def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = Tr
     if resume:
         ckpt = last_checkpoint(Path(cfg["output_dir"]))
         if ckpt is not None:
+            if cfg.get("fine_tuning", "LoRA").lower() == "full":
+                paddle_weights_for_resume(ckpt)
             cfg["resume_from_checkpoint"] = str(ckpt)
     gpu = compat.has_gpu()
     if not gpu:
