@@ -14,7 +14,7 @@ DATA      ?=
 MODEL     ?=
 
 
-.PHONY: help setup setup-torch demo pretrain-tiny test tiny-model convert validate plan train export parity \
+.PHONY: help setup setup-torch demo pretrain-tiny test tiny-model convert validate plan train export \
         infer eval compare tensorboard bench docker-build docker-train docker-infer clean
 
 help:
@@ -58,9 +58,6 @@ train: setup ## make train CONFIG=configs/...yaml [ARGS=--resume]
 
 export: setup ## make export RUN=runs/x OUT=runs/x/export
 	$(OCRSFT) export $(RUN) -o $(or $(OUT),$(RUN)/export) $(ARGS)
-
-parity: setup ## make parity MODEL=dir DATA=val.jsonl
-	$(OCRSFT) parity $(MODEL) --data $(DATA)
 
 infer: setup ## make infer MODEL=dir DATA=val.jsonl OUT=pred.jsonl
 	$(OCRSFT) infer $(MODEL) --data $(DATA) -o $(OUT) $(ARGS)

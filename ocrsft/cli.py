@@ -19,7 +19,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("erniekit_ext.plan", "resolve a training config and print the max_steps plan"),
     "train": ("erniekit_ext.train", "plan, check and launch a training run"),
     "export": ("inference.export", "turn a run into a folder paddleocr/paddlex loads"),
-    "parity": ("inference.parity", "check train-time and serve-time token ids agree"),
     "infer": ("inference.predict", "predict a JSONL set with a model folder"),
     "eval": ("inference.evaluate", "score predictions with the task's metrics"),
     "compare": ("inference.compare", "compare two prediction sets side by side"),
@@ -29,9 +28,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes print one line naming the argument, not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocrsft", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = OneLineParser(prog="ocrsft", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_) in COMMANDS.items():

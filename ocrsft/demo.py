@@ -58,6 +58,10 @@ def main(args) -> int:
     clock.mark("after")
 
     png = plot_loss(run / "tensorboard", out / "loss.png", title="demo: fine-tuning to letters")
+    from inference.compare import compare, write_report
+
+    report = write_report(compare(out / "pred_before.jsonl", out / "pred_after.jsonl"),
+                          out / "compare", out / "pred_before.jsonl", out / "pred_after.jsonl")
     steps.say("=" * 60)
     steps.say(f"held-out CER ({args.heldout} lines of {LETTERS!r}): "
               f"{before:.3f} before -> {after:.3f} after")
@@ -65,4 +69,5 @@ def main(args) -> int:
     steps.say(f"TensorBoard: tensorboard --logdir {run / 'tensorboard'}")
     steps.say(f"loss curve:  {png}")
     steps.say(f"model for paddleocr doc_parser: {model}")
+    steps.say(f"base vs fine-tuned report: {report}")
     return 0

@@ -1,7 +1,6 @@
 """The steps `ocrsft demo` and `ocrsft pretrain-tiny` share, each a call into the real pipeline."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -62,11 +61,13 @@ def train(cfg: dict, ours: dict, run_dir: Path) -> None:
 
 def heldout_cer(model_dir: Path, data: Path, out: Path, max_new_tokens: int = 16) -> float:
     """Predict the held-out set through the `paddleocr doc_parser` pipeline and score CER."""
-    from inference.metrics.ocr import cer
+    from inference.evaluate import aggregate, score_rows, write_report
     from inference.predict import predict_file
 
     out.unlink(missing_ok=True)
     predict_file(model_dir, data, out, via="doc-parser", max_new_tokens=max_new_tokens,
                  progress=False)
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    return sum(cer(r["prediction"], r["reference"]) for r in rows) / len(rows)
+    rows = score_rows(out, "ocr")
+    metrics = aggregate(rows)
+    write_report(rows, metrics, out.with_name(out.stem + "_eval"), f"Held-out: {model_dir}")
+    return metrics["cer"]
