@@ -20,7 +20,8 @@ LETTERS = "ACEHKMPRTX"
 
 def add_args(p) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
-    p.add_argument("--base", type=Path, default=ASSET, help="the reader to fine-tune")
+    p.add_argument("--base", type=Path, help="the reader to fine-tune (default: assets/"
+                   "tiny_digits_base if present, else a random tiny model built here)")
     p.add_argument("--lines", type=int, default=12000, help="domain-B training lines")
     p.add_argument("--heldout", type=int, default=100)
     p.add_argument("--steps", type=int, help="override max_steps (for a quick check)")
@@ -30,11 +31,17 @@ def main(args) -> int:
     from erniekit_ext.model_folder import check_model_folder
     from erniekit_ext.monitor import plot_loss
     from erniekit_ext.plan import plan_for
+    from erniekit_ext.tiny_model import build_tiny_model
     from inference.export import export
+    from ocrsft.pretrain_tiny import CHARSET
 
     clock = steps.Stopwatch()
     out = args.out
-    base = check_model_folder(args.base, for_serving=True)
+    if args.base is None and not (ASSET / "model.safetensors").is_file():
+        steps.say(f"no base checkpoint in {ASSET}: starting from a random tiny model, so this run "
+                  "shows the pipeline but cannot read yet (`make pretrain-tiny` builds the base)")
+        args.base = build_tiny_model(out / "random_base", preset="demo", seed=0, charset=CHARSET)
+    base = check_model_folder(args.base or ASSET, for_serving=True)
     train = steps.lines_dataset(out / "train", args.lines, LETTERS, seed=3, style=STYLE)
     held = steps.lines_dataset(out / "heldout", args.heldout, LETTERS, seed=4, style=STYLE)
     clock.mark("data")
