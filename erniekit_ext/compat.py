@@ -125,9 +125,26 @@ def _patch_template_augmentation() -> None:
 
 
 def set_template_augmentation(enabled: bool) -> None:
-    """PaddleFormers has no key for this; 28-px text lines do not survive it."""
+    """PaddleFormers has no key for this; 28-px text lines do not survive it.
+
+    The registered `paddleocr_vl` template built its plugin when PaddleFormers'
+    template module was imported, before any patch could run, so the switch is
+    applied to the live instances too (stashing the transform to restore it).
+    """
     global _augment
     _augment = bool(enabled)
+    from paddleformers.datasets.template.mm_plugin import PaddleOCRVLPlugin
+    from paddleformers.datasets.template.template import TEMPLATES
+
+    for template in TEMPLATES.values():
+        plugin = getattr(template, "mm_plugin", None)
+        if not isinstance(plugin, PaddleOCRVLPlugin):
+            continue
+        if not _augment and hasattr(plugin, "image_augmentation"):
+            plugin._ocrsft_augmentation = plugin.image_augmentation
+            del plugin.image_augmentation  # _preprocess_image checks hasattr
+        elif _augment and hasattr(plugin, "_ocrsft_augmentation"):
+            plugin.image_augmentation = plugin._ocrsft_augmentation
 
 
 def apply() -> None:

@@ -22,7 +22,7 @@ def add_args(p) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--base", type=Path, help="the reader to fine-tune (default: assets/"
                    "tiny_digits_base if present, else a random tiny model built here)")
-    p.add_argument("--lines", type=int, default=12000, help="domain-B training lines")
+    p.add_argument("--lines", type=int, default=16000, help="domain-B training lines")
     p.add_argument("--heldout", type=int, default=100)
     p.add_argument("--steps", type=int, help="override max_steps (for a quick check)")
 

@@ -54,3 +54,14 @@ def test_cpu_settings_disable_amp_conflict():
     s = compat.cpu_launch_settings()
     assert s["amp_master_grad"] is False and s["compute_type"] == "float32"
     assert s["device"] == "cpu"
+
+
+def test_augmentation_switch_reaches_the_registered_template():
+    compat.apply()
+    from paddleformers.datasets.template.template import TEMPLATES
+
+    plugin = TEMPLATES["paddleocr_vl"].mm_plugin
+    compat.set_template_augmentation(False)
+    assert not hasattr(plugin, "image_augmentation")
+    compat.set_template_augmentation(True)
+    assert hasattr(plugin, "image_augmentation")
