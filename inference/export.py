@@ -27,12 +27,11 @@ def find_base(run_dir: Path) -> Path | None:
     """The model the run started from, as recorded in its resolved config."""
     import yaml
 
-    for name in ("resolved.yaml",):
-        path = run_dir / name
-        if path.is_file():
-            base = yaml.safe_load(path.read_text()).get("model_name_or_path")
-            if base and Path(base).is_dir():
-                return Path(base)
+    path = run_dir / "resolved.yaml"  # written by the paddleformers engine
+    if path.is_file():
+        base = yaml.safe_load(path.read_text()).get("model_name_or_path")
+        if base and Path(base).is_dir():
+            return Path(base)
     return None
 
 

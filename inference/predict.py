@@ -24,7 +24,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from converters.errors import SampleError, UserError
-from converters.jsonl import dumps, iter_jsonl
+from converters.jsonl import dumps, iter_jsonl, iter_lines
 from converters.sample import resolve_image
 from converters.tasks import task_for_prompt
 from erniekit_ext import model_folder
@@ -138,7 +138,9 @@ def predict_file(model_dir: Path | None, data: Path, out: Path, *, via: str = "n
     counts = {"predicted": 0, "errors": 0, "skipped": 0}
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as f:
-        for req in tqdm(list(requests_from(data, image_root)), desc="infer", disable=not progress):
+        total = sum(1 for _ in iter_lines(data))  # a count for the bar; requests still stream
+        for req in tqdm(requests_from(data, image_root), total=total, desc="infer",
+                        disable=not progress):
             if req.id in skip:
                 counts["skipped"] += 1
                 continue
