@@ -8,6 +8,7 @@ max_pixels]; every 28x28 block becomes one LLM token. A 28x140 line is
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 PATCH = 14
 MERGE = 2
@@ -36,6 +37,7 @@ def smart_resize(height: int, width: int, min_pixels: int = MIN_PIXELS,
     return h, w
 
 
+@lru_cache(maxsize=4096)
 def image_tokens(width: int, height: int, min_pixels: int = MIN_PIXELS,
                  max_pixels: int = MAX_PIXELS) -> int:
     """LLM tokens one image costs, plus its <|IMAGE_START|>/<|IMAGE_END|> markers."""

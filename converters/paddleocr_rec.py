@@ -12,26 +12,13 @@ and is kept exactly (PaddleOCR's own reader does the same).
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
-
-from converters.errors import SampleError
-from converters.jsonl import iter_lines
-from converters.registry import Converter, Record, register
+from converters.registry import Converter, Record, register, split_image_line
 from converters.sample import make_sample
 from converters.tasks import get_task
 
 
 @register("paddleocr-rec")
 class PaddleOCRRec(Converter):
-    def records(self, path: Path) -> Iterator[Record]:
-        for n, line in iter_lines(path):
-            yield Record(str(path), n, line)
-
     def convert(self, record: Record) -> dict:
-        if "\t" not in record.raw:
-            raise SampleError("bad_line: expected 'image_path<TAB>text'")
-        path, text = record.raw.split("\t", 1)
-        if not path.strip():
-            raise SampleError("bad_line: empty image path")
-        return make_sample([path.strip()], [(get_task("ocr").prompt, text)])
+        path, text = split_image_line(record.raw, "text")
+        return make_sample([path], [(get_task("ocr").prompt, text)])

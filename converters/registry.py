@@ -1,8 +1,8 @@
 """The one registry of source formats (LLaMA-Factory style): a name -> a converter.
 
 A converter module defines a subclass of `Converter` and decorates it with
-`@register("name")`. Adding a format is one module plus one import line in
-`FORMAT_MODULES` below.
+`@register("name")`. Adding a format is one module plus one line in
+`FORMAT_MODULES` below (modules are imported only when their format is used).
 """
 from __future__ import annotations
 
@@ -12,8 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from converters.errors import SampleError, UserError
+from converters.jsonl import iter_json_records, iter_lines
+
 FORMAT_MODULES = {
     "paddleocr-rec": "converters.paddleocr_rec",
+    "paddleocr-det": "converters.paddleocr_det",
+    "llava": "converters.llava",
+    "messages": "converters.messages",
+    "erniekit": "converters.erniekit",
+    "sroie": "converters.sroie",
+    "xfund": "converters.xfund",
+    "latex": "converters.latex",
+    "im2latex": "converters.im2latex",
+    "chart": "converters.chart",
+    "pubtabnet": "converters.pubtabnet",
+    "html-table": "converters.html_table",
 }
 
 _REGISTRY: dict[str, type[Converter]] = {}
@@ -33,21 +47,71 @@ class Converter(ABC):
     `records` streams raw items from the inputs; `convert` maps one item to a
     sample dict or raises SampleError with a reason. Neither keeps state
     across records, so conversion can fan out over workers and shards.
+
+    `OPTIONS` declares the format's own settings as name -> (default, help);
+    the CLI passes them as `-O name=value` and the value takes the default's type.
     """
 
     name = ""
+    OPTIONS: dict[str, tuple[object, str]] = {}
 
     def __init__(self, image_root: Path, **options):
-        self.image_root = image_root
-        self.options = options
+        self.image_root = Path(image_root)
+        unknown = set(options) - set(self.OPTIONS)
+        if unknown:
+            known = ", ".join(sorted(self.OPTIONS)) or "none"
+            raise UserError("-O", f"format {self.name!r} has no option "
+                                  f"{', '.join(sorted(unknown))} (known: {known})")
+        self.options = {k: coerce(k, options.get(k, d), d) for k, (d, _) in self.OPTIONS.items()}
 
-    @abstractmethod
     def records(self, path: Path) -> Iterator[Record]:
-        """Stream the raw items of one input file."""
+        """Stream the raw items of one input file: by default its non-blank lines."""
+        for n, line in iter_lines(path):
+            yield Record(str(path), n, line)
 
     @abstractmethod
     def convert(self, record: Record) -> dict:
         """One raw item -> one ERNIEKit sample, or SampleError."""
+
+    def transform_image(self, image):
+        """Pixel changes a format needs (cropping); applied when images are copied out."""
+        return image
+
+    def copies_images(self) -> bool:
+        """True when transform_image changes pixels, so images must be copied out."""
+        return False
+
+
+def json_records(path: Path) -> Iterator[Record]:
+    """Items of a JSON array or JSONL file (JSONL lines stay raw, parsed per record)."""
+    for n, item in iter_json_records(path):
+        yield Record(str(path), n, item)
+
+
+def split_image_line(raw: str, what: str) -> tuple[str, str]:
+    """`image_path<TAB>rest` -> (path, rest); only the first tab splits."""
+    if "\t" not in raw:
+        raise SampleError(f"bad_line: expected 'image_path<TAB>{what}'")
+    path, rest = raw.split("\t", 1)
+    if not path.strip():
+        raise SampleError("bad_line: empty image path")
+    return path.strip(), rest
+
+
+def coerce(key: str, value, default):
+    """CLI strings take the type of the option's default."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    if isinstance(default, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise UserError(f"-O {key}", f"{value!r} is not a boolean")
+    try:
+        return type(default)(value)
+    except ValueError:
+        raise UserError(f"-O {key}", f"{value!r} is not a {type(default).__name__}") from None
 
 
 def register(name: str):
@@ -62,5 +126,13 @@ def register(name: str):
 def get_converter(name: str) -> type[Converter]:
     if name not in FORMAT_MODULES:
         raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(FORMAT_MODULES))}")
-    importlib.import_module(FORMAT_MODULES[name])
+    try:
+        importlib.import_module(FORMAT_MODULES[name])
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("converters."):
+            raise
+        raise KeyError(f"format {name!r} needs {e.name}, which is missing from this install") from None
     return _REGISTRY[name]
+
+
+get = get_converter

@@ -4,16 +4,20 @@ For each raw record: convert -> validate (shape, image under the root, decodes,
 size) -> dedup (image bytes + answer) -> hashed train/val split -> write.
 Anything that fails becomes a row in the rejects file with its source, line and
 reason, so `read = written + val + rejected` always holds; the counts are
-printed and stored in OUT.stats.json. Outputs are written atomically.
+printed and stored in OUT.stats.json. Outputs are written atomically, and the
+output depends only on the inputs and flags: a killed run, rerun, writes the
+same bytes.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import os
+import stat
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import lru_cache
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -21,9 +25,13 @@ from tqdm import tqdm
 
 from converters import image_tokens
 from converters.errors import SampleError, UserError
+from converters.images_out import export_image
 from converters.jsonl import AtomicWriter, dumps, write_json
 from converters.registry import FORMAT_MODULES, Record, get_converter
-from converters.sample import check_sample, is_url, relocate
+from converters.sample import (check_image, check_shape, is_url, real_image_path, relocate,
+                              resolve_image)
+
+EMIT_STYLES = ("erniekit", "messages")
 
 
 @dataclass
@@ -47,6 +55,26 @@ class Options:
     check_images: bool = True
     fmt: str = ""
     fmt_options: dict = field(default_factory=dict)
+    images_out: Path | None = None
+    max_side: int | None = None
+    emit: str = "erniekit"
+
+    @property
+    def root_str(self) -> str:
+        return str(self.image_root)
+
+
+@dataclass
+class Result:
+    """What a worker sends back: small, already serialised."""
+    source: str
+    line: int
+    out_line: str | None = None
+    reason: str | None = None
+    key: bytes = b""
+    answer_chars: int = 0
+    tokens: int = 0
+    sides: tuple = ()
 
 
 class Stats:
@@ -63,16 +91,13 @@ class Stats:
     def bucket(n: int) -> int:
         return 1 << max(0, n - 1).bit_length()
 
-    def add(self, sample: dict, sizes: list[tuple[int, int]]) -> None:
-        answer = sum(len(t["text"]) for t in sample["text_info"][1::2])
-        tokens = sum(image_tokens.text_tokens(t["text"]) for t in sample["text_info"])
-        tokens += sum(image_tokens.image_tokens(w, h) for w, h in sizes)
-        self.answer_chars[self.bucket(answer)] += 1
-        for w, h in sizes:
-            self.image_sides[self.bucket(max(w, h))] += 1
-        self.tokens[self.bucket(tokens)] += 1
-        self.token_sum += tokens
-        self.token_max = max(self.token_max, tokens)
+    def add(self, r: Result) -> None:
+        self.answer_chars[self.bucket(r.answer_chars)] += 1
+        for side in r.sides:
+            self.image_sides[self.bucket(side)] += 1
+        self.tokens[self.bucket(r.tokens)] += 1
+        self.token_sum += r.tokens
+        self.token_max = max(self.token_max, r.tokens)
 
     def as_dict(self, n: int) -> dict:
         def hist(c):
@@ -85,30 +110,81 @@ class Stats:
                                        "min/max pixels (converters/image_tokens.py)"}
 
 
-def process(conv, opts: Options, record: Record) -> tuple[Record, dict | None, str | None, list]:
-    """Convert and validate one record -> (record, sample, reject reason, image sizes)."""
-    try:
-        sample = conv.convert(record)
-        sizes = check_sample(sample, opts.image_root, opts.allow_urls, opts.check_images)
-        for im in sample.get("image_info", []):
-            im["image_url"] = relocate(im["image_url"], opts.image_root, opts.out_dir,
-                                       opts.absolute_paths)
-        return record, sample, None, sizes
-    except SampleError as e:
-        return record, None, e.reason, []
-    except Exception as e:  # a malformed record must never end the run
-        return record, None, f"bad_record: {type(e).__name__}: {e}", []
+class SeenSet:
+    """Dedup memory: 8-byte keys in one open-addressing table (~16 bytes per unique
+    sample), instead of ~70 bytes per entry in a Python set."""
+
+    def __init__(self, capacity: int = 1 << 16):
+        import numpy as np
+
+        self._np = np
+        self.table = np.zeros(capacity, dtype=np.uint64)
+        self.n = 0
+
+    def add(self, key: bytes) -> bool:
+        """Insert; return False if the key was already there."""
+        k = int.from_bytes(key[:8], "little") or 1  # 0 marks an empty slot
+        if (self.n + 1) * 2 > len(self.table):
+            self._grow()
+        return self._insert(self.table, k)
+
+    def _insert(self, table, k: int) -> bool:
+        mask = len(table) - 1
+        i = k & mask
+        while True:
+            v = int(table[i])
+            if v == 0:
+                table[i] = k
+                self.n += 1
+                return True
+            if v == k:
+                return False
+            i = (i + 1) & mask
+
+    def _grow(self) -> None:
+        old = self.table[self.table != 0]
+        self.table = self._np.zeros(len(self.table) * 2, dtype=self._np.uint64)
+        self.n = 0
+        for start in range(0, len(old), 1 << 16):  # chunks: no million-int list at once
+            for k in old[start:start + (1 << 16)].tolist():
+                self._insert(self.table, k)
 
 
-def dedup_key(sample: dict, image_root: Path, out_dir: Path) -> bytes:
+@lru_cache(maxsize=4096)
+def _file_digest(path: str, mtime_ns: int, size: int) -> bytes:
     h = hashlib.blake2b(digest_size=12)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.digest()
+
+
+@lru_cache(maxsize=4096)
+def _image_size(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
+    return check_image(Path(path))
+
+
+def local_refs(sample: dict, opts: Options) -> list:
+    """Per image: (real path, mtime, size) for a local file, or the URL string when allowed."""
+    out = []
     for im in sample.get("image_info", []):
         ref = im["image_url"]
-        if is_url(ref):
-            h.update(ref.encode())
-        else:
-            path = Path(ref) if Path(ref).is_absolute() else out_dir / ref
-            h.update(hashlib.blake2b(path.read_bytes(), digest_size=12).digest())
+        if is_url(ref) or not ref.strip():
+            out.append(resolve_image(ref, opts.image_root, opts.allow_urls))
+            continue
+        st: list = []
+        path = real_image_path(ref, opts.root_str, opts.root_str, st)
+        if st[0] is None or not stat.S_ISREG(st[0].st_mode):
+            raise SampleError(f"missing_image: {path}")
+        out.append((path, st[0].st_mtime_ns, st[0].st_size))
+    return out
+
+
+def dedup_key(sample: dict, refs: list) -> bytes:
+    """Hash of the images' bytes plus every text turn: equal only for true duplicates."""
+    h = hashlib.blake2b(digest_size=12)
+    for ref in refs:
+        h.update(ref.encode() if isinstance(ref, str) else _file_digest(*ref))
     for t in sample["text_info"]:
         h.update(t["text"].encode() + b"\0")
     return h.digest()
@@ -119,6 +195,60 @@ def in_val(key: bytes, val_ratio: float) -> bool:
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64 < val_ratio
 
 
+def sample_tokens(sample: dict, sizes: list[tuple[int, int]]) -> int:
+    return (sum(image_tokens.text_tokens(t["text"]) for t in sample["text_info"])
+            + sum(image_tokens.image_tokens(w, h) for w, h in sizes))
+
+
+def emit(sample: dict, style: str) -> dict:
+    if style == "messages":
+        from converters.messages import to_messages
+
+        return to_messages(sample)
+    return sample
+
+
+def place_images(conv, opts: Options, sample: dict, refs: list) -> list[tuple[int, int]]:
+    """Check, copy/resize if asked, and rewrite local image paths for the output."""
+    sizes = []
+    for im, ref in zip(sample.get("image_info", []), refs):
+        if isinstance(ref, str):
+            continue  # an allowed URL stays as it is
+        path = ref[0]
+        size = _image_size(*ref) if opts.check_images else None
+        if opts.images_out:
+            out, size = export_image(Path(path), opts.image_root, opts.images_out, opts.max_side,
+                                     conv.transform_image)
+            path = str(out)
+        if size:
+            sizes.append(size)
+        im["image_url"] = relocate(path, opts.image_root, opts.out_dir, opts.absolute_paths,
+                                   resolved=True)
+    return sizes
+
+
+def process(conv, opts: Options, record: Record) -> Result:
+    """Convert, validate, place and serialise one record; failures become a reason."""
+    res = Result(record.source, record.line)
+    try:
+        sample = conv.convert(record)
+        check_shape(sample)
+        refs = local_refs(sample, opts)
+        res.key = dedup_key(sample, refs)
+        sizes = place_images(conv, opts, sample, refs)
+        res.answer_chars = sum(len(t["text"]) for t in sample["text_info"][1::2])
+        res.tokens = sample_tokens(sample, sizes)
+        res.sides = tuple(max(s) for s in sizes)
+        res.out_line = dumps(emit(sample, opts.emit))
+    except SampleError as e:
+        res.reason = e.reason
+    except UserError:
+        raise
+    except Exception as e:  # a malformed record must never end the run
+        res.reason = f"bad_record: {type(e).__name__}: {e}"
+    return res
+
+
 _worker: tuple | None = None
 
 
@@ -127,7 +257,7 @@ def _init_worker(fmt: str, opts: Options) -> None:
     _worker = (get_converter(fmt)(opts.image_root, **opts.fmt_options), opts)
 
 
-def _process_in_worker(record: Record):
+def _process_in_worker(record: Record) -> Result:
     return process(_worker[0], _worker[1], record)
 
 
@@ -135,11 +265,20 @@ def convert(fmt: str, inputs: list[Path], out: Path, *, image_root: Path | None 
             val_ratio: float = 0.0, val_out: Path | None = None, rejects: Path | None = None,
             strict: bool = False, allow_urls: bool = False, absolute_paths: bool = False,
             dedup: bool = True, shard: tuple[int, int] = (0, 1), workers: int = 1,
-            check_images: bool = True, progress: bool = False, **fmt_options) -> Counts:
+            check_images: bool = True, progress: bool = False, images_out: Path | None = None,
+            max_side: int | None = None, emit_style: str = "erniekit", **fmt_options) -> Counts:
+    """Convert `inputs` of format `fmt` into `out` (ERNIEKit JSONL); return the counts.
+
+    Also writes OUT.stats.json and the rejects file (default OUT.rejects.jsonl);
+    with `val_ratio`, a hashed share goes to `val_out` (default OUT.val.jsonl).
+    `fmt_options` are the format's own OPTIONS (see `ocrsft convert --help`).
+    """
     try:
         cls = get_converter(fmt)
     except KeyError as e:
         raise UserError("FORMAT", str(e.args[0])) from None
+    if emit_style not in EMIT_STYLES:
+        raise UserError("--emit", f"{emit_style!r} is not one of {', '.join(EMIT_STYLES)}")
     inputs = [Path(p) for p in inputs]
     for p in inputs:
         if not p.exists():
@@ -148,44 +287,43 @@ def convert(fmt: str, inputs: list[Path], out: Path, *, image_root: Path | None 
     if val_ratio and val_out is None:
         val_out = out.with_name(out.stem + ".val.jsonl")
     rejects = Path(rejects) if rejects else out.with_name(out.stem + ".rejects.jsonl")
-    image_root = Path(image_root) if image_root else inputs[0].parent
+    image_root = Path(image_root) if image_root else (inputs[0] if inputs[0].is_dir()
+                                                      else inputs[0].parent)
+    conv = cls(image_root.resolve(), **fmt_options)
+    if (max_side or conv.copies_images()) and not images_out:
+        images_out = out.with_name(out.stem + "_images")
     opts = Options(image_root.resolve(), out.parent.resolve(), allow_urls, absolute_paths,
-                   check_images, fmt, fmt_options)
-    conv = cls(opts.image_root, **fmt_options)
+                   check_images, fmt, fmt_options,
+                   Path(images_out).resolve() if images_out else None, max_side, emit_style)
     k, n = shard
     records = (r for i, r in enumerate(itertools.chain.from_iterable(
         conv.records(p) for p in inputs)) if i % n == k)
 
-    counts, stats, seen = Counts(), Stats(), set()
+    counts, stats, seen = Counts(), Stats(), SeenSet()
     pool = Pool(workers, _init_worker, (fmt, opts)) if workers > 1 else None
     results = (pool.imap(_process_in_worker, records, chunksize=64) if pool
                else (process(conv, opts, r) for r in records))
     try:
         with AtomicWriter(out) as fout, AtomicWriter(rejects) as frej, \
                 (AtomicWriter(val_out) if val_out else open(os.devnull, "w")) as fval:
-            for record, sample, reason, sizes in tqdm(results, desc=f"convert {fmt}",
-                                                      unit="rec", disable=not progress):
+            for r in tqdm(results, desc=f"convert {fmt}", unit="rec", disable=not progress):
                 counts.read += 1
-                key = dedup_key(sample, opts.image_root, opts.out_dir) if sample else b""
-                if sample is not None and dedup:
-                    if key in seen:
-                        sample, reason = None, "duplicate: same images and text as an earlier sample"
-                    seen.add(key)
-                if sample is None:
+                if r.out_line is not None and dedup and not seen.add(r.key):
+                    r.out_line, r.reason = None, "duplicate: same images and text as an earlier sample"
+                if r.out_line is None:
                     if strict:
-                        raise UserError(f"{record.source}:{record.line}", reason)
+                        raise UserError(f"{r.source}:{r.line}", r.reason)
                     counts.rejected += 1
-                    counts.reasons[reason.split(":", 1)[0]] += 1
-                    frej.write(dumps({"source": record.source, "line": record.line,
-                                      "reason": reason}) + "\n")
+                    counts.reasons[r.reason.split(":", 1)[0]] += 1
+                    frej.write(dumps({"source": r.source, "line": r.line, "reason": r.reason}) + "\n")
                     continue
-                stats.add(sample, sizes)
-                if val_ratio and in_val(key, val_ratio):
+                stats.add(r)
+                if val_ratio and in_val(r.key, val_ratio):
                     counts.val += 1
-                    fval.write(dumps(sample) + "\n")
+                    fval.write(r.out_line + "\n")
                 else:
                     counts.written += 1
-                    fout.write(dumps(sample) + "\n")
+                    fout.write(r.out_line + "\n")
     finally:
         if pool:
             pool.terminate()
@@ -193,7 +331,8 @@ def convert(fmt: str, inputs: list[Path], out: Path, *, image_root: Path | None 
     write_json(stats_path(out),
                {"format": fmt, "inputs": [str(p) for p in inputs], "shard": f"{k}/{n}",
                 **{f: getattr(counts, f) for f in ("read", "written", "val", "rejected")},
-                "rejected_by_reason": dict(counts.reasons), **stats.as_dict(counts.written + counts.val)})
+                "rejected_by_reason": dict(sorted(counts.reasons.items())),
+                **stats.as_dict(counts.written + counts.val)})
     return counts
 
 
@@ -211,7 +350,33 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise UserError("--shard", f"{text!r} is not K/N with 0 <= K < N") from None
 
 
+def parse_options(items: list[str]) -> dict:
+    opts = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError("-O", f"{item!r} is not KEY=VALUE")
+        opts[key.strip().replace("-", "_")] = value
+    return opts
+
+
+def format_help() -> str:
+    lines = []
+    for name in sorted(FORMAT_MODULES):
+        try:
+            cls = get_converter(name)
+        except KeyError:  # a format whose module is missing is reported when used
+            continue
+        for key, (default, help_) in cls.OPTIONS.items():
+            lines.append(f"{name}: -O {key}={default}  {help_}")
+    return "\n".join(lines)
+
+
 def add_args(p) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "format options:\n" + format_help()
     p.add_argument("format", help=f"one of: {', '.join(sorted(FORMAT_MODULES))}")
     p.add_argument("inputs", nargs="+", type=Path)
     p.add_argument("-o", "--out", type=Path, required=True)
@@ -226,16 +391,28 @@ def add_args(p) -> None:
     p.add_argument("--no-dedup", action="store_true")
     p.add_argument("--shard", default="0/1", help="K/N: convert every N-th record from the K-th")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--images-out", type=Path, help="copy images (cropped/resized) into this folder")
+    p.add_argument("--max-side", type=int, help="shrink images whose longer side exceeds this "
+                   "(copies into --images-out, default OUT_images/)")
+    p.add_argument("--emit", choices=EMIT_STYLES, default="erniekit",
+                   help="output style: ERNIEKit text_info/image_info or messages+images")
+    p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
+                   help="a format option (listed below)")
 
 
 def main(args) -> int:
     if not 0 <= args.val_ratio < 1:
         raise UserError("--val-ratio", f"{args.val_ratio} is not in [0, 1)")
+    if args.workers < 1:
+        raise UserError("--workers", f"{args.workers} must be at least 1")
+    if args.max_side is not None and args.max_side < 28:
+        raise UserError("--max-side", f"{args.max_side} is below one 28-px image token")
     c = convert(args.format, args.inputs, args.out, image_root=args.image_root,
                 val_ratio=args.val_ratio, val_out=args.val_out, rejects=args.rejects,
                 strict=args.strict, allow_urls=args.allow_urls, absolute_paths=args.absolute_paths,
                 dedup=not args.no_dedup, shard=parse_shard(args.shard), workers=args.workers,
-                progress=sys.stderr.isatty())
+                progress=sys.stderr.isatty(), images_out=args.images_out, max_side=args.max_side,
+                emit_style=args.emit, **parse_options(args.option))
     if c.reasons:
         print("rejected by reason: " + ", ".join(f"{k} {v}" for k, v in c.reasons.most_common()))
     if c.val:

@@ -9,6 +9,8 @@ Every converter ends in `make_sample`; every sample written passes `check_sample
 from __future__ import annotations
 
 import os
+import stat
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -51,12 +53,40 @@ def resolve_image(ref: str, image_root: Path, allow_urls: bool = False,
         if allow_urls:
             return ref
         raise SampleError(f"url_not_allowed: {ref[:80]} (pass --allow-urls to keep URLs)")
-    root = image_root.resolve()
-    p = Path(ref)
-    full = (p if p.is_absolute() else Path(base or root) / p).resolve()
-    if full != root and root not in full.parents:
+    return Path(real_image_path(ref, str(image_root), str(base or image_root)))
+
+
+def real_image_path(ref: str, image_root: str, base: str,
+                    st: list | None = None) -> str:
+    """The string core of resolve_image for a local ref (the converter's hot path).
+
+    Folders are resolved through a cache and the file itself costs one lstat,
+    which also tells whether it is a symlink; pass a list as `st` to receive
+    that stat result (None when the file is missing).
+    """
+    if "\0" in ref:
+        raise SampleError("bad_image: NUL byte in image path")
+    root = real_dir(image_root)
+    head, name = os.path.split(os.path.normpath(os.path.join(real_dir(base), ref)))
+    full = os.path.join(real_dir(head), name)
+    try:
+        info = os.lstat(full)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        full = os.path.realpath(full)
+        info = os.stat(full) if os.path.exists(full) else None
+    if full != root and not full.startswith(root.rstrip(os.sep) + os.sep):
         raise SampleError(f"path_escape: {ref} is outside the image root {root}")
+    if st is not None:
+        st.append(info)
     return full
+
+
+@lru_cache(maxsize=1024)
+def real_dir(path: str) -> str:
+    """realpath of a folder; cached because millions of images share few folders."""
+    return os.path.realpath(path)
 
 
 def check_image(path: Path) -> tuple[int, int]:
@@ -107,24 +137,39 @@ def check_shape(obj: dict) -> None:
                               f"is not in [0, {len(text_info)})")
 
 
+def resolve_images(obj: dict, image_root: Path, allow_urls: bool = False,
+                   base: Path | None = None) -> list[Path | str]:
+    """Every image reference of a shape-checked sample, resolved (URLs stay strings)."""
+    return [resolve_image(im["image_url"], image_root, allow_urls, base)
+            for im in obj.get("image_info", [])]
+
+
 def check_sample(obj: dict, image_root: Path, allow_urls: bool = False,
                  check_images: bool = True, base: Path | None = None) -> list[tuple[int, int]]:
     """Validate shape and images; return the (w, h) of each local image."""
     check_shape(obj)
-    sizes = []
-    for im in obj.get("image_info", []):
-        ref = resolve_image(im["image_url"], image_root, allow_urls, base)
-        if isinstance(ref, Path) and check_images:
-            sizes.append(check_image(ref))
-    return sizes
+    refs = resolve_images(obj, image_root, allow_urls, base)
+    return [check_image(r) for r in refs if isinstance(r, Path)] if check_images else []
 
 
-def relocate(ref: str, image_root: Path, out_dir: Path, absolute: bool) -> str:
-    """Rewrite a validated local image path relative to the output, or absolute."""
+def relocate(ref: str, image_root: Path, out_dir: Path, absolute: bool,
+             resolved: bool = False) -> str:
+    """Rewrite a validated local image path relative to the output, or absolute.
+
+    `resolved=True` says ref is already a real absolute path (from resolve_image).
+    """
     if is_url(ref):
         return ref
-    full = Path(ref) if Path(ref).is_absolute() else (image_root / ref)
-    full = full.resolve()
+    if not resolved:
+        full = Path(ref) if Path(ref).is_absolute() else (image_root / ref)
+        ref = str(full.resolve())
     if absolute:
-        return str(full)
-    return os.path.relpath(full, out_dir.resolve())
+        return ref
+    head, name = os.path.split(ref)
+    rel = _relpath(head, str(out_dir))
+    return name if rel == "." else os.path.join(rel, name)
+
+
+@lru_cache(maxsize=1024)
+def _relpath(folder: str, out_dir: str) -> str:
+    return os.path.relpath(folder, real_dir(out_dir))

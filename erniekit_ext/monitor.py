@@ -1,20 +1,31 @@
-"""Read a run's TensorBoard scalars back and draw the loss curve PNG.
+"""What a run shows while and after it trains: TensorBoard scalars, the loss PNG, data seen.
 
 PaddleFormers writes events with `report_to: tensorboard` (through tensorboardX);
-this reads them with TensorBoard's own reader, so what the plot shows is what
-`tensorboard --logdir` shows.
+`read_scalars` reads them back with TensorBoard's own reader, so what the plot
+shows is what `tensorboard --logdir` shows.
+
+`install_trainer_hooks` swaps PaddleFormers' SFT trainer class for a subclass,
+for one run, that counts what the training collator is fed (packed sequences,
+samples, real tokens). The counts go into the logged scalars (`train/fill`,
+`train/samples_per_sequence`) and into `data_seen.json` in the run folder, so
+the planner's expected packing fill can be checked against the run, and the
+benchmark can report real tokens per second.
 """
 from __future__ import annotations
 
+import multiprocessing
+import time
 from pathlib import Path
+
+from converters.jsonl import write_json
 
 
 def read_scalars(logdir: str | Path, tag: str) -> list[tuple[int, float]]:
-    """(step, value) pairs for `tag` across every event file under logdir."""
+    """(step, value) pairs for `tag` across every event file under logdir (resumes included)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     points: dict[int, float] = {}
-    for events in sorted(Path(logdir).rglob("events.out.tfevents.*")):
+    for events in sorted(Path(logdir).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
         acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
         acc.Reload()
         if tag in acc.Tags().get("scalars", []):
@@ -24,7 +35,7 @@ def read_scalars(logdir: str | Path, tag: str) -> list[tuple[int, float]]:
 
 def plot_loss(logdir: str | Path, png: str | Path, tag: str = "train/loss",
               title: str = "training loss") -> Path | None:
-    """Write the loss curve; None when the run logged no loss."""
+    """Write the loss curve (with eval loss when logged); None when the run logged no loss."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,11 +44,14 @@ def plot_loss(logdir: str | Path, png: str | Path, tag: str = "train/loss",
     points = read_scalars(logdir, tag)
     if not points:
         return None
-    steps, values = zip(*points)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot(steps, values, lw=1.2)
+    ax.plot(*zip(*points), lw=1.2, label=tag)
+    evals = read_scalars(logdir, "eval/loss")
+    if evals:
+        ax.plot(*zip(*evals), "o-", lw=1.2, label="eval/loss")
+        ax.legend()
     ax.set_xlabel("step")
-    ax.set_ylabel(tag)
+    ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -46,3 +60,98 @@ def plot_loss(logdir: str | Path, png: str | Path, tag: str = "train/loss",
     fig.savefig(png)
     plt.close(fig)
     return png
+
+
+class DataMeter:
+    """Counts collator input. Shared memory, so dataloader worker processes count too."""
+
+    def __init__(self, max_seq_len: int):
+        self.max_seq_len = max_seq_len
+        self._counts = multiprocessing.Array("d", 3)  # sequences, samples, tokens
+
+    def wrap(self, collate):
+        def counted(batch, *args, **kwargs):
+            # batch: one list of Sequence objects per slot (several when packing)
+            samples = sum(len(seqs) for seqs in batch)
+            tokens = sum(len(s.token_ids) for seqs in batch for s in seqs)
+            with self._counts.get_lock():
+                self._counts[0] += len(batch)
+                self._counts[1] += samples
+                self._counts[2] += tokens
+            return collate(batch, *args, **kwargs)
+
+        return counted
+
+    def summary(self) -> dict:
+        sequences, samples, tokens = self._counts[:]
+        if not sequences:
+            return {}
+        return {"sequences": int(sequences), "samples": int(samples), "tokens": int(tokens),
+                "max_seq_len": self.max_seq_len, "samples_per_sequence": samples / sequences,
+                "fill": tokens / (sequences * self.max_seq_len)}
+
+
+def StartStep():
+    """A callback noting the step training starts from (after a resume loads its state)."""
+    from paddleformers.trainer import TrainerCallback
+
+    class _StartStep(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            state._ocrsft_start_step = state.global_step
+
+    return _StartStep()
+
+
+def install_trainer_hooks(run_dir: Path) -> None:
+    """Make PaddleFormers' SFT workflow build our trainer subclass for this process's run."""
+    import paddleformers.cli.train.sft.workflow as workflow
+
+    base = workflow.SFTTrainer
+    base = getattr(base, "_ocrsft_base", base)
+    for name in ("get_train_dataloader", "log", "train", "is_world_process_zero"):
+        if not callable(getattr(base, name, None)):
+            raise RuntimeError(f"PaddleFormers' SFTTrainer has no {name}(); "
+                               "erniekit_ext/monitor.py needs updating for this version")
+
+    class OcrsftTrainer(base):
+        _ocrsft_base = base
+
+        def get_train_dataloader(self, *args, **kwargs):
+            self._meter = DataMeter(self.data_args.max_seq_len)
+            collate = self.data_collator
+            self.data_collator = self._meter.wrap(collate)  # the train loader only, not eval
+            try:
+                return super().get_train_dataloader(*args, **kwargs)
+            finally:
+                self.data_collator = collate
+
+        def log(self, logs, **kwargs):
+            meter = getattr(self, "_meter", None)
+            seen = meter.summary() if meter and "loss" in logs else {}
+            if seen:
+                logs["fill"] = seen["fill"]
+                logs["samples_per_sequence"] = seen["samples_per_sequence"]
+            return super().log(logs, **kwargs)
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add_callback(StartStep())
+
+        def train(self, *args, **kwargs):
+            start = time.perf_counter()
+            result = super().train(*args, **kwargs)
+            meter = getattr(self, "_meter", None)
+            seen = meter.summary() if meter else {}
+            if seen and self.is_world_process_zero():
+                seconds = time.perf_counter() - start
+                # The loader prefetches, so the counts run ahead of training; tokens/s uses
+                # the mean per sequence times the sequences the steps really consumed.
+                steps = self.state.global_step - self.state._ocrsft_start_step
+                used = steps * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+                write_json(Path(run_dir) / "data_seen.json", {
+                    **seen, "packing": bool(self.data_args.packing), "train_seconds": seconds,
+                    "steps": steps,
+                    "tokens_per_second": seen["tokens"] / seen["sequences"] * used / seconds})
+            return result
+
+    workflow.SFTTrainer = OcrsftTrainer

@@ -1,12 +1,23 @@
 """`ocrsft plan CONFIG`: the step arithmetic seed 002 leaves to the user.
 
-    max_steps = ceil(D x E / (G x B x A))     warmup = ceil(1% of max_steps)
+    max_steps = ceil(D x E / (G x B x A))          warmup_steps = ceil(1% of max_steps)
 
-D samples, E epochs, G GPUs, B per-GPU batch (packing_size when packing), A
-gradient-accumulation steps. Seed 002's worked example: D=29605, E=2, G=1, B=8,
-A=8 gives 926. Recipes are written for one GPU; on G GPUs either keep G x B x A
-fixed (`--scale keep-batch`: divide A, then B, by G) or keep B and A and scale
-the learning rate by G (`--scale scale-lr`), as seed 002 describes.
+D training samples, E epochs, G GPUs (all nodes together), B samples per GPU per
+micro-step, A gradient-accumulation steps. Seed 002's worked example: D=29605,
+E=2, G=1, B=8, A=8 -> ceil(59210 / 64) = 926 steps, warmup 10.
+
+B is `per_device_train_batch_size`. ERNIEKit's `packing_size: 8` (8 samples
+packed into one sequence) is PaddleFormers' `per_device_train_batch_size: 8`
+with `padding_free: true`. With `packing: true` PaddleFormers instead bin-packs
+samples into sequences of up to max_seq_len and a batch slot holds one such
+sequence, so B = per_device_train_batch_size x samples per sequence; that
+number is estimated by packing the dataset's token counts the way PaddleFormers
+does (the `binpacking` library, 1000 samples at a time).
+
+Recipes are tuned for `recipe_gpus` GPUs (1 in seed 002). On N times as many:
+  keep-batch  keep G x B x A: B/x and A/y with x*y = N, shrinking A first
+              (per-GPU memory stays as tuned); on fewer GPUs, A grows.
+  scale-lr    keep B and A; multiply learning_rate (and min_lr) by N.
 """
 from __future__ import annotations
 
@@ -18,125 +29,328 @@ from pathlib import Path
 import yaml
 
 from converters.errors import UserError
-from converters.jsonl import iter_lines
+from converters.jsonl import AtomicWriter, iter_lines, write_json
 
-RECIPE_GPUS = 1
-
-
-def load_config(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(str(path), "config file not found")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(where, f"invalid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(cfg, dict):
-        raise UserError(str(path), "expected a mapping of keys to values")
-    return cfg
+PACKING_INTERVAL = 1000   # PaddleFormers packs this many samples at a time
+PROFILE_LIMIT = 20000     # samples read to estimate lengths; enough for a stable mean
 
 
 def count_samples(dataset: str | Path) -> tuple[int, str]:
-    """D: from the converter's stats file when present, else by streaming the JSONL."""
+    """D for one JSONL: the converter's stats file when it is current, else a streamed count."""
     dataset = Path(dataset)
-    stats = dataset.with_suffix(".stats.json")
-    if stats.is_file():
-        return json.loads(stats.read_text())["written"], stats.name
     if not dataset.is_file():
         raise UserError("train_dataset_path", f"{dataset} not found")
+    stats = dataset.with_suffix(".stats.json")
+    if stats.is_file() and stats.stat().st_mtime >= dataset.stat().st_mtime:
+        try:
+            return int(json.loads(stats.read_text())["written"]), stats.name
+        except (ValueError, KeyError, TypeError):
+            pass  # not a converter stats file: count instead
     return sum(1 for _ in iter_lines(dataset)), f"{dataset.name} (counted)"
 
+
+def dataset_paths(value) -> list[Path]:
+    return [Path(p.strip()) for p in str(value or "").split(",") if p.strip()]
+
+
+# --- token lengths --------------------------------------------------------------------------
+
+class TokenCounter:
+    """Sample -> sequence length as the paddleocr_vl template builds it.
+
+    Text is counted with the model's own sentencepiece model when the folder has
+    one, else with the converters' bytes/3 estimate; images with the model's
+    min/max pixels (converters/image_tokens.py). The template adds
+    <|begin_of_sentence|>, then per turn "User: {q}\\nAssistant: {a}" + EOS.
+    """
+
+    def __init__(self, model_dir: str | Path | None):
+        from converters import image_tokens
+
+        self._image_tokens = image_tokens.image_tokens
+        model = Path(str(model_dir or ""))
+        pre = model / "preprocessor_config.json"
+        pre = json.loads(pre.read_text()) if pre.is_file() else {}
+        self.min_pixels = pre.get("min_pixels", image_tokens.MIN_PIXELS)
+        self.max_pixels = pre.get("max_pixels", image_tokens.MAX_PIXELS)
+        self.exact_text = (model / "tokenizer.model").is_file()
+        if self.exact_text:
+            import sentencepiece as spm
+
+            sp = spm.SentencePieceProcessor(model_file=str(model / "tokenizer.model"))
+            self.text = lambda s: len(sp.encode(s)) if s else 0
+        else:
+            self.text = image_tokens.text_tokens
+        self.turn = self.text("User: ") + self.text("\nAssistant: ") + 1  # + EOS
+
+    def image(self, width: int, height: int) -> int:
+        return self._image_tokens(width, height, self.min_pixels, self.max_pixels)
+
+
+@dataclass
+class Profile:
+    """Estimated lengths of the first `n` samples of a dataset."""
+    n: int = 0
+    capped: bool = False          # stopped at PROFILE_LIMIT
+    longest: int = 0
+    over_limit: int = 0           # longer than max_seq_len
+    image_tokens: int = 0
+    lengths: list[int] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.lengths) / self.n if self.n else 0.0
+
+
+def profile_dataset(path: Path, counter: TokenCounter, max_seq_len: int,
+                    limit: int = PROFILE_LIMIT) -> Profile:
+    """Stream a JSONL, reading only image headers; a bad line or image names file and line."""
+    from PIL import Image
+
+    prof = Profile()
+    for line_no, line in iter_lines(path):
+        if prof.n >= limit:
+            prof.capped = True
+            break
+        try:
+            sample = json.loads(line)
+            texts = [t.get("text", "") for t in sample["text_info"]]
+            images = [im["image_url"] for im in sample.get("image_info", [])]
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise UserError(f"{path}:{line_no}", "not an ERNIEKit sample (run `ocrsft validate`)") \
+                from None
+        tokens = 1 + sum(counter.text(t) for t in texts) + counter.turn * ((len(texts) + 1) // 2)
+        for ref in images:
+            ref = Path(ref) if Path(ref).is_absolute() else path.parent / ref
+            try:
+                with Image.open(ref) as img:
+                    cost = counter.image(*img.size)
+            except (OSError, ValueError) as e:
+                raise UserError(f"{path}:{line_no}", f"image {ref} cannot be used ({e})") from None
+            tokens += cost
+            prof.image_tokens += cost
+        prof.n += 1
+        prof.longest = max(prof.longest, tokens)
+        prof.over_limit += tokens > max_seq_len
+        prof.lengths.append(tokens)
+    if prof.n == 0:
+        raise UserError(str(path), "holds no samples")
+    return prof
+
+
+def pack_estimate(lengths: list[int], max_seq_len: int) -> tuple[float, float]:
+    """(samples per packed sequence, fill of max_seq_len) with PaddleFormers' bin packing."""
+    import binpacking
+
+    fits = [n for n in lengths if n <= max_seq_len]
+    if not fits:
+        return 0.0, 0.0
+    bins = 0
+    for start in range(0, len(fits), PACKING_INTERVAL):
+        bins += len(binpacking.to_constant_volume(fits[start:start + PACKING_INTERVAL], max_seq_len))
+    return len(fits) / bins, sum(fits) / (bins * max_seq_len)
+
+
+# --- the plan -------------------------------------------------------------------------------
 
 @dataclass
 class Plan:
     D: int
     E: float
     G: int
-    B: int
+    B: float                       # samples per GPU per micro-step
     A: int
     max_steps: int
     warmup_steps: int
     learning_rate: float
+    per_device: int                # per_device_train_batch_size as resolved
+    samples_per_seq: float | None = None   # packing: true only
+    fill: float | None = None
     notes: list[str] = field(default_factory=list)
+    computed: bool = True          # False when max_steps was set in the config
+
+    @property
+    def samples_per_step(self) -> float:
+        return self.G * self.B * self.A
 
     def table(self) -> str:
-        rows = [("D  samples", self.D), ("E  epochs", round(self.E, 3)), ("G  GPUs", self.G),
-                ("B  batch per GPU", self.B), ("A  grad accumulation", self.A),
-                ("max_steps = ceil(DxE/(GxBxA))", self.max_steps),
-                ("warmup_steps", self.warmup_steps), ("learning_rate", self.learning_rate)]
-        width = max(len(r[0]) for r in rows)
+        b = (f"{self.per_device} x ~{self.samples_per_seq:.1f} packed = {self.B:.1f}"
+             if self.samples_per_seq else f"{self.per_device}")
+        rows = [("D  training samples", self.D), ("E  epochs", f"{self.E:g}"),
+                ("G  GPUs", self.G), ("B  samples per GPU per micro-step", b),
+                ("A  gradient accumulation", self.A),
+                ("G x B x A  samples per step", f"{self.samples_per_step:g}"),
+                ("max_steps = ceil(D x E / (G x B x A))",
+                 f"ceil({self.D * self.E:g} / {self.samples_per_step:g}) = {self.max_steps}"
+                 if self.computed else f"{self.max_steps} (set in the config)"),
+                ("warmup_steps", self.warmup_steps), ("learning_rate", f"{self.learning_rate:g}")]
+        if self.fill is not None:
+            rows.append(("packing fill of max_seq_len (expected)", f"{self.fill:.0%}"))
+        width = max(len(k) for k, _ in rows)
         lines = ["plan:"] + [f"  {k.ljust(width)}  {v}" for k, v in rows]
         return "\n".join(lines + [f"  note: {n}" for n in self.notes])
 
+    def as_dict(self) -> dict:
+        keys = ("D", "E", "G", "B", "A", "max_steps", "warmup_steps", "learning_rate",
+                "per_device", "samples_per_seq", "fill", "notes", "computed")
+        return {k: getattr(self, k) for k in keys}
 
-def positive(cfg: dict, key: str, default) -> float:
+
+def positive(cfg: dict, key: str, default):
     value = cfg.get(key, default)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
         raise UserError(key, f"must be a positive number, got {value!r}")
     return value
 
 
-def plan_for(cfg: dict, gpus: int | None = None, scale: str = "keep-batch",
-             dataset: str | Path | None = None) -> Plan:
-    """Compute the plan and write max_steps/warmup_steps (and any rescaling) into cfg."""
-    dataset = dataset or cfg.get("train_dataset_path")
-    if not dataset:
-        raise UserError("train_dataset_path", "is not set")
-    D, source = count_samples(str(dataset).split(",")[0])
-    G = int(gpus or RECIPE_GPUS)
-    packing = bool(cfg.get("packing"))
-    b_key = "packing_size" if packing and "packing_size" in cfg else "per_device_train_batch_size"
-    B = int(positive(cfg, b_key, 1))
-    A = int(positive(cfg, "gradient_accumulation_steps", 1))
-    lr = positive(cfg, "learning_rate", 1e-5)
-    notes = [f"D from {source}"]
-    if G != RECIPE_GPUS:
-        n = G / RECIPE_GPUS
-        if scale == "keep-batch":
-            while n > 1 and A % 2 == 0:
-                A, n = A // 2, n / 2
-            while n > 1 and B % 2 == 0:
-                B, n = B // 2, n / 2
-            notes.append(f"kept G x B x A near {RECIPE_GPUS * int(positive(cfg, b_key, 1)) * int(positive(cfg, 'gradient_accumulation_steps', 1))} for {G} GPUs")
-        elif scale == "scale-lr":
-            lr = lr * n
-            notes.append(f"learning rate scaled by {n:g} for {G} GPUs")
+def split_for_gpus(B: int, A: int, n: int) -> tuple[int, int]:
+    """(x, y) with x*y = n, B % x == 0 and A % y == 0, dividing A as much as possible."""
+    for y in sorted((d for d in range(1, n + 1) if n % d == 0), reverse=True):
+        if A % y == 0 and B % (n // y) == 0:
+            return n // y, y
+    raise UserError("per_device_train_batch_size",
+                    f"cannot keep G x B x A on {n}x the GPUs: B={B} and A={A} have no split "
+                    f"x*y={n} (use --scale scale-lr, or make B or A divisible)")
+
+
+def rescale(cfg: dict, G: int, recipe_gpus: int, scale: str, notes: list[str]) -> None:
+    """Seed 002's rules for running a recipe on G GPUs instead of recipe_gpus (in place)."""
+    if G == recipe_gpus:
+        return
+    B, A = cfg.get("per_device_train_batch_size", 1), cfg.get("gradient_accumulation_steps", 1)
+    if scale == "scale-lr":
+        n = G / recipe_gpus
+        for key in ("learning_rate", "min_lr"):
+            if key in cfg:
+                cfg[key] = cfg[key] * n
+        notes.append(f"scale-lr: {G} GPUs for a {recipe_gpus}-GPU recipe: learning rate x {n:g}")
+    elif scale == "keep-batch":
+        if G % recipe_gpus == 0:
+            x, y = split_for_gpus(B, A, G // recipe_gpus)
+            cfg["per_device_train_batch_size"], cfg["gradient_accumulation_steps"] = B // x, A // y
+            notes.append(f"keep-batch: B / {x} and A / {y} keep G x B x A for {G} GPUs")
+        elif recipe_gpus % G == 0:
+            cfg["gradient_accumulation_steps"] = A * (recipe_gpus // G)
+            notes.append(f"keep-batch: A x {recipe_gpus // G} keeps G x B x A on {G} GPUs")
         else:
-            raise UserError("--scale", f"{scale!r} is not keep-batch or scale-lr")
+            raise UserError("--gpus", f"{G} is neither a multiple nor a divisor of recipe_gpus "
+                                      f"{recipe_gpus}; use --scale scale-lr")
+    else:
+        raise UserError("--scale", f"{scale!r} is not keep-batch or scale-lr")
+
+
+def plan_for(cfg: dict, gpus: int | None = None, scale: str | None = None,
+             dataset: str | Path | None = None, *, recipe_gpus: int = 1) -> Plan:
+    """Compute the plan and write max_steps, warmup_steps and any rescaling into cfg."""
+    if dataset:
+        cfg["train_dataset_path"] = str(dataset)
+    paths = dataset_paths(cfg.get("train_dataset_path"))
+    if not paths:
+        raise UserError("train_dataset_path", "is not set")
+    counts = [count_samples(p) for p in paths]
+    D = sum(n for n, _ in counts)
+    notes = [f"D from {', '.join(src for _, src in counts)}"]
+    G = int(gpus or recipe_gpus)
+    if G < 1:
+        raise UserError("--gpus", f"must be >= 1, got {G}")
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+        if int(positive(cfg, key, 1)) != cfg.get(key, 1):
+            raise UserError(key, f"must be a whole number, got {cfg[key]!r}")
+    positive(cfg, "learning_rate", 1e-5)
+    rescale(cfg, G, recipe_gpus, scale or "keep-batch", notes)
+    per_device = cfg.get("per_device_train_batch_size", 1)
+    A = cfg.get("gradient_accumulation_steps", 1)
+    max_seq_len = int(positive(cfg, "max_seq_len", 4096))
+
+    B, spp, fill = float(per_device), None, None
+    if cfg.get("packing"):
+        prof = profile_dataset(paths[0], TokenCounter(cfg.get("model_name_or_path")), max_seq_len)
+        spp, fill = pack_estimate(prof.lengths, max_seq_len)
+        if not spp:
+            raise UserError("max_seq_len", f"{max_seq_len} is shorter than every profiled sample")
+        B = per_device * spp
+        notes.append(f"packing: ~{spp:.1f} samples per sequence, from the lengths of "
+                     f"{'the first ' if prof.capped else ''}{prof.n} samples")
+    elif cfg.get("padding_free"):
+        notes.append("padding_free: the B samples of a micro-step share one sequence "
+                     "(ERNIEKit's packing_size)")
+
     explicit = cfg.get("max_steps", -1)
-    if isinstance(explicit, int) and explicit > 0:
+    computed = not (isinstance(explicit, int) and explicit > 0)
+    if not computed:
         max_steps = explicit
-        E = max_steps * G * B * A / D if D else 0.0
-        notes.append("max_steps set in the config; E is what it implies")
+        E = max_steps * G * B * A / D
+        notes.append(f"max_steps is set in the config; it amounts to {E:.3g} epochs")
     else:
         E = positive(cfg, "num_train_epochs", 1)
-        max_steps = math.ceil(D * E / (G * B * A))
-    if packing:
-        notes.append("with packing, B counts packed sequences (packing_size)")
+        max_steps = max(1, math.ceil(D * E / (G * B * A)))
+
     warmup = cfg.get("warmup_steps")
     if not isinstance(warmup, int) or warmup <= 0:
-        warmup = math.ceil(0.01 * max_steps)
-    cfg.update({"max_steps": max_steps, "warmup_steps": warmup, b_key: B,
-                "gradient_accumulation_steps": A, "learning_rate": lr})
-    return Plan(D, E, G, B, A, max_steps, warmup, lr, notes)
+        ratio = cfg.pop("warmup_ratio", None) or 0.01
+        warmup = math.ceil(ratio * max_steps)
+    if warmup >= max_steps and max_steps > 1:
+        raise UserError("warmup_steps", f"{warmup} is not below max_steps {max_steps}")
+    cfg.update(max_steps=max_steps, warmup_steps=warmup)
+    return Plan(D, E, G, B, A, max_steps, warmup, cfg["learning_rate"] if "learning_rate" in cfg
+                else 1e-5, per_device, spp, fill, notes, computed)
+
+
+# --- the run folder -------------------------------------------------------------------------
+
+PLAN_FILES = ("resolved.yaml", "plan.json")  # what `plan` leaves in a run folder
+
+
+def write_run_files(cfg: dict, plan: Plan, run_dir: Path, ours: dict | None = None) -> Path:
+    """resolved.yaml (the engine's keys, as launched) and plan.json beside it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with AtomicWriter(run_dir / "resolved.yaml") as f:
+        f.write("# written by `ocrsft plan`; the engine's keys exactly as launched\n")
+        f.write(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    write_json(run_dir / "plan.json", {**plan.as_dict(), "ocrsft": ours or {}})
+    return run_dir / "resolved.yaml"
+
+
+def resolve_and_plan(config: Path, overrides=(), gpus: int | None = None,
+                     scale: str | None = None, dataset: Path | None = None):
+    """The shared front half of `plan` and `train`: recipe -> validated cfg + plan."""
+    from erniekit_ext.config import resolve
+
+    recipe = resolve(config, overrides)
+    if gpus:
+        recipe.ours["gpus"] = gpus
+    if scale:
+        recipe.ours["scale"] = scale
+    try:
+        plan = plan_for(recipe.cfg, recipe.ours["gpus"], recipe.ours["scale"], dataset,
+                        recipe_gpus=recipe.ours["recipe_gpus"])
+    except UserError as e:  # point at the recipe line when the key is one of its keys
+        if e.where in recipe.cfg or e.where in recipe.lines:
+            raise recipe.fail(e.where, e.reason) from None
+        raise
+    return recipe, plan
 
 
 def add_args(p) -> None:
     p.add_argument("config", type=Path)
-    p.add_argument("--gpus", type=int, help=f"GPUs to plan for (recipes assume {RECIPE_GPUS})")
+    p.add_argument("overrides", nargs="*", help="key=value, applied on top of the YAML")
+    p.add_argument("--gpus", type=int, help="GPUs to plan for, all nodes together "
+                   "(default: the recipe's recipe_gpus, 1 for seed 002's recipes)")
     p.add_argument("--dataset", type=Path, help="override train_dataset_path")
-    p.add_argument("--scale", choices=("keep-batch", "scale-lr"), default="keep-batch")
-    p.add_argument("--write", type=Path, help="write the resolved YAML here")
+    p.add_argument("--scale", choices=("keep-batch", "scale-lr"),
+                   help="how to adapt to a different GPU count (default keep-batch)")
+    p.add_argument("--out", type=Path, help="run folder to write resolved.yaml and plan.json "
+                   "into (default: the recipe's output_dir)")
+    p.add_argument("--no-write", action="store_true", help="print the plan only")
 
 
 def main(args) -> int:
-    cfg = load_config(args.config)
-    plan = plan_for(cfg, args.gpus, args.scale, args.dataset)
+    recipe, plan = resolve_and_plan(args.config, args.overrides, args.gpus, args.scale,
+                                    args.dataset)
     print(plan.table())
-    if args.write:
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-        print(f"plan: wrote {args.write}")
+    if not args.no_write:
+        run_dir = args.out or Path(str(recipe.cfg.get("output_dir") or ""))
+        if not str(run_dir) or str(run_dir) == ".":
+            raise UserError("output_dir", "is not set; pass --out DIR or --no-write")
+        print(f"plan: wrote {write_run_files(recipe.cfg, plan, run_dir, recipe.ours)}")
     return 0

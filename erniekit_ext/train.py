@@ -1,153 +1,144 @@
 """`ocrsft train CONFIG [--resume] [--overwrite] [key=value ...]`: plan, check, launch.
 
-Read top to bottom: load the recipe and overrides, split ocrsft's own keys from
-the engine's, print the plan, run the checks a user would otherwise discover an
-hour into a GPU job, then hand the resolved config to the engine named by
-`engine:` (paddleformers by default, erniekit, or torch for the bridge).
+Read top to bottom: resolve the recipe (config.py) and print the plan
+(plan.py); run the checks a user would otherwise meet an hour into a GPU job
+(model folder, data readable, samples longer than max_seq_len, image tokens,
+output folder); write resolved.yaml and plan.json into the run folder; hand the
+config to the engine named by `engine:`; then report the loss curve, the eval
+loss and, with packing, the measured fill next to the planned one.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import shutil
 from pathlib import Path
 
-import yaml
-
 from converters.errors import UserError
-from converters.jsonl import iter_lines
 from erniekit_ext import model_folder
-from erniekit_ext.plan import load_config, plan_for
-
-ENGINES = ("paddleformers", "erniekit", "torch")
-OCRSFT_KEYS = ("engine", "ocr_augmentation", "gpus", "scale")
-
-
-def parse_overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(item, "overrides are key=value")
-        key, value = item.split("=", 1)
-        parsed = yaml.safe_load(value)
-        if isinstance(parsed, str):
-            try:  # YAML 1.1 reads "5e-3" as a string; users mean a number
-                parsed = float(parsed)
-            except ValueError:
-                pass
-        out[key] = parsed
-    return out
+from erniekit_ext.config import resolve
+from erniekit_ext.plan import (PLAN_FILES, Plan, TokenCounter, dataset_paths, profile_dataset,
+                               resolve_and_plan, write_run_files)
 
 
-def split_keys(cfg: dict) -> tuple[dict, dict]:
-    ours = {k: cfg.pop(k) for k in OCRSFT_KEYS if k in cfg}
-    engine = ours.get("engine", "paddleformers")
-    if engine not in ENGINES:
-        raise UserError("engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
-    return cfg, ours
+def detected_gpus() -> int | None:
+    """GPUs the launcher will use, all nodes together; None on a machine without one."""
+    from erniekit_ext import compat
+
+    if not compat.has_gpu():
+        return None
+    import paddle
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    local = len(visible.split(",")) if visible else paddle.device.cuda.device_count()
+    return local * int(os.environ.get("NNODES", "1"))
 
 
-def check_dataset(cfg: dict) -> None:
-    """The data is readable, and how many samples max_seq_len would cut."""
-    from converters.image_tokens import image_tokens, text_tokens
-
-    path = Path(str(cfg["train_dataset_path"]).split(",")[0])
-    limit = int(cfg.get("max_seq_len", 4096))
-    pre = {}
-    model = Path(str(cfg.get("model_name_or_path", "")))
-    if (model / "preprocessor_config.json").is_file():
-        pre = json.loads((model / "preprocessor_config.json").read_text())
-    n = over = longest = image_sum = 0
-    from PIL import Image
-
-    for line_no, line in iter_lines(path):
-        try:
-            sample = json.loads(line)
-            texts = sample["text_info"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise UserError(f"{path}:{line_no}", "not an ERNIEKit sample (run `ocrsft validate`)") from None
-        tokens = sum(text_tokens(t.get("text", "")) for t in texts) + 8
-        for im in sample.get("image_info", []):
-            ref = Path(im.get("image_url", ""))
-            ref = ref if ref.is_absolute() else path.parent / ref
-            try:
-                with Image.open(ref) as img:
-                    w, h = img.size
-            except OSError:
-                raise UserError(f"{path}:{line_no}", f"image {ref} cannot be read") from None
-            cost = image_tokens(w, h, pre.get("min_pixels", 112896), pre.get("max_pixels", 1003520))
-            tokens += cost
-            image_sum += cost
-        n += 1
-        longest = max(longest, tokens)
-        over += tokens > limit
-        if n >= 2000:  # a sample of the head is enough for a warning
-            break
-    if n == 0:
-        raise UserError(str(path), "holds no samples")
-    print(f"check: {n} samples read, ~{image_sum / n:.0f} image tokens per sample, "
-          f"longest ~{longest} tokens (max_seq_len {limit})")
-    if over:
-        print(f"check: WARNING {over} of the first {n} samples exceed max_seq_len and would be truncated")
+def check_data(cfg: dict) -> None:
+    """Every dataset is readable; say how many samples max_seq_len cuts and what images cost."""
+    limit = cfg.get("max_seq_len", 4096)
+    counter = TokenCounter(cfg.get("model_name_or_path"))
+    dropped = cfg.get("truncation_strategy", "delete") == "delete"
+    for key in ("train_dataset_path", "eval_dataset_path"):
+        for path in dataset_paths(cfg.get(key)):
+            if not path.is_file():
+                raise UserError(key, f"{path} not found")
+            prof = profile_dataset(path, counter, limit)
+            head = f"the first {prof.n}" if prof.capped else f"{prof.n}"
+            print(f"check: {path.name}: {head} samples read, ~{prof.image_tokens / prof.n:.0f} image "
+                  f"tokens and ~{prof.mean:.0f} tokens per sample, longest {prof.longest} "
+                  f"(max_seq_len {limit}; text counted {'exactly' if counter.exact_text else 'as bytes/3'})")
+            if prof.over_limit:
+                print(f"check: WARNING {prof.over_limit} of {head} samples in {path.name} exceed "
+                      f"max_seq_len {limit} and will be "
+                      f"{'dropped' if dropped else 'truncated'} (truncation_strategy "
+                      f"{cfg.get('truncation_strategy', 'delete')})")
 
 
-def check_output(cfg: dict, resume: bool, overwrite: bool) -> Path:
-    out = Path(cfg.get("output_dir") or "")
-    if not str(out) or str(out) == ".":
+def output_dir(cfg: dict, resume: bool, overwrite: bool) -> tuple[Path, bool]:
+    """(the run folder, whether it must be cleared); refuses to mix a new run into an old one."""
+    out = Path(str(cfg.get("output_dir") or ""))
+    if not str(cfg.get("output_dir") or "") or str(out) == ".":
         raise UserError("output_dir", "is not set")
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+    leftovers = [p for p in out.iterdir() if p.name not in PLAN_FILES] if out.is_dir() else []
+    if not leftovers or resume:
+        return out, False
+    if not overwrite:
         raise UserError(str(out), "exists and is not empty; pass --resume to continue it "
                                   "or --overwrite to start over")
-    return out
+    if not any((out / f).is_file() for f in PLAN_FILES):
+        raise UserError(str(out), "--overwrite only clears folders ocrsft created "
+                                  "(with resolved.yaml); choose another output_dir")
+    return out, True
 
 
-def run(config: Path, overrides: list[str] = (), resume: bool = False, overwrite: bool = False,
+def report(cfg: dict, plan: Plan, out: Path) -> None:
+    from erniekit_ext.monitor import plot_loss, read_scalars
+
+    logdir = cfg["logging_dir"]
+    png = plot_loss(logdir, out / "loss.png")
+    loss = read_scalars(logdir, "train/loss")
+    if loss:
+        print(f"train: loss {loss[0][1]:.3f} at step {loss[0][0]} -> {loss[-1][1]:.3f} "
+              f"at step {loss[-1][0]}")
+    evals = read_scalars(logdir, "eval/loss")
+    if evals:
+        print(f"train: eval loss {' -> '.join(f'{v:.3f}' for _, v in evals[-4:])} "
+              f"(last at step {evals[-1][0]})")
+    measured = out / "data_seen.json"
+    if plan.fill is not None and measured.is_file():
+        m = json.loads(measured.read_text())
+        print(f"train: packing fill {m['fill']:.0%} measured vs {plan.fill:.0%} planned; "
+              f"{m['samples_per_sequence']:.1f} vs {plan.samples_per_seq:.1f} samples per sequence")
+    print(f"train: done -> {out}\ntrain: TensorBoard: tensorboard --logdir {logdir}"
+          + (f"\ntrain: loss curve {png}" if png else ""))
+
+
+def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = False,
         gpus: int | None = None) -> Path:
-    cfg = load_config(config)
-    cfg.update(parse_overrides(list(overrides)))
-    cfg, ours = split_keys(cfg)
-    engine = ours.get("engine", "paddleformers")
-    if engine == "torch":
+    # The output folder first: refusing takes no imports and no data reading.
+    output_dir(resolve(config, overrides, check=False).cfg, resume, overwrite)
+    recipe, plan = resolve_and_plan(config, overrides, gpus or detected_gpus())
+    print(plan.table(), flush=True)
+    cfg = recipe.cfg
+    for key in ("model_name_or_path", "output_dir"):
+        if not cfg.get(key):
+            raise recipe.fail(key, "is not set")
+    if recipe.engine != "torch":  # bridge models are other families; the bridge checks them
+        model_folder.check_model_folder(cfg["model_name_or_path"])
+    check_data(cfg)
+    out, clear = output_dir(cfg, resume, overwrite)
+    if clear:
+        shutil.rmtree(out)
+    cfg.setdefault("logging_dir", str(out / "tensorboard"))
+    cfg.setdefault("report_to", "tensorboard")
+    write_run_files(cfg, plan, out, recipe.ours)
+    if resume and not list(out.glob("checkpoint-*")):
+        print(f"train: no checkpoint in {out} yet; starting at step 0")
+    if recipe.engine == "torch":
         from erniekit_ext.bridge.train import run as bridge_run
 
-        out = check_output(cfg, resume, overwrite)
         bridge_run(cfg, out, resume=resume)
-        return out
-    for key in ("model_name_or_path", "train_dataset_path", "output_dir"):
-        if not cfg.get(key):
-            raise UserError(key, f"is not set in {config}")
-    plan = plan_for(cfg, gpus or ours.get("gpus"), ours.get("scale", "keep-batch"))
-    print(plan.table(), flush=True)
-    model_folder.check_model_folder(cfg["model_name_or_path"])
-    check_dataset(cfg)
-    out = check_output(cfg, resume, overwrite)
-    cfg.setdefault("logging_dir", str(Path(cfg["output_dir"]) / "tensorboard"))
-    cfg.setdefault("report_to", "tensorboard")
-    if engine == "erniekit":
-        from erniekit_ext.engines.erniekit import launch as erniekit_launch
+    elif recipe.engine == "erniekit":
+        from erniekit_ext.engines.erniekit import launch
 
-        erniekit_launch(cfg, out, resume=resume)
+        launch(cfg, out, resume=resume)
     else:
         from erniekit_ext.engines.paddleformers import launch
 
-        launch(cfg, out, resume=resume, augment=ours.get("ocr_augmentation", True))
-    from erniekit_ext.monitor import plot_loss
-
-    png = plot_loss(cfg["logging_dir"], out / "loss.png")
-    print(f"train: done -> {out}\ntrain: TensorBoard: tensorboard --logdir {cfg['logging_dir']}"
-          + (f"\ntrain: loss curve {png}" if png else ""))
+        launch(cfg, out, resume=resume, augment=recipe.ours["ocr_augmentation"])
+    report(cfg, plan, out)
     return out
-
-
-def erniekit_available() -> bool:
-    return all(importlib.util.find_spec(m) for m in ("erniekit", "ernie", "data_processor"))
 
 
 def add_args(p) -> None:
     p.add_argument("config", type=Path)
     p.add_argument("overrides", nargs="*", help="key=value, applied on top of the YAML")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="reuse a non-empty output_dir")
-    p.add_argument("--gpus", type=int, help="plan for this many GPUs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete a previous run in output_dir and start over")
+    p.add_argument("--gpus", type=int, help="plan for this many GPUs, all nodes together "
+                   "(default: the GPUs visible here times NNODES)")
 
 
 def main(args) -> int:

@@ -46,11 +46,9 @@ def main(args) -> int:
     held = steps.lines_dataset(out / "heldout", args.heldout, LETTERS, seed=4, style=STYLE)
     clock.mark("data")
 
-    cfg, ours = steps.load_recipe("demo_cpu.yaml", model_name_or_path=base,
+    cfg, ours = steps.load_recipe("demo_cpu.yaml", max_steps=args.steps,
+                                  model_name_or_path=base,
                                   train_dataset_path=train)
-    if args.steps:
-        cfg["max_steps"] = args.steps
-        cfg["logging_steps"] = min(cfg["logging_steps"], args.steps)
     print(plan_for(cfg).table(), flush=True)
 
     before = steps.heldout_cer(base, held, out / "pred_before.jsonl")

@@ -40,11 +40,9 @@ def main(args) -> int:
     train = steps.lines_dataset(out / "train", args.lines, DIGITS, seed=1, style=STYLE)
     held = steps.lines_dataset(out / "heldout", 100, DIGITS, seed=2, style=STYLE)
     base = build_tiny_model(out / "random", preset="demo", seed=0, charset=CHARSET)
-    cfg, ours = steps.load_recipe("pretrain_tiny_cpu.yaml", model_name_or_path=base,
+    cfg, ours = steps.load_recipe("pretrain_tiny_cpu.yaml", max_steps=args.steps,
+                                  model_name_or_path=base,
                                   train_dataset_path=train)
-    if args.steps:
-        cfg["max_steps"] = args.steps
-        cfg["logging_steps"] = min(cfg["logging_steps"], args.steps)
     steps.train(cfg, ours, out / "run")
     model = export(out / "run", out / "model", base=base)
     cer = steps.heldout_cer(model, held, out / "heldout_pred.jsonl")

@@ -4,8 +4,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,12 +41,22 @@ def lines_dataset(root: Path, n: int, alphabet: str, seed: int, style=None) -> P
     return out
 
 
-def load_recipe(name: str, **paths) -> tuple[dict, dict]:
-    """A YAML from configs/paddleocr_vl with paths filled in -> (engine keys, ocrsft keys)."""
-    cfg = yaml.safe_load((ROOT / "configs" / "paddleocr_vl" / name).read_text())
-    cfg.update({k: str(v) for k, v in paths.items()})
-    ours = {k: cfg.pop(k) for k in ("engine", "ocr_augmentation") if k in cfg}
-    return cfg, ours
+def load_recipe(name: str, max_steps: int | None = None, **paths) -> tuple[dict, dict]:
+    """A recipe from configs/paddleocr_vl, resolved and checked like `ocrsft train` does,
+    with paths filled in -> (engine keys, ocrsft keys). `max_steps` shortens a run for a
+    quick check; its warmup then falls back to the planner's 1%."""
+    from erniekit_ext.config import resolve
+
+    overrides = [f"{k}={v}" for k, v in paths.items()]
+    if max_steps:
+        overrides.append(f"max_steps={max_steps}")
+    recipe = resolve(ROOT / "configs" / "paddleocr_vl" / name, overrides)
+    cfg = recipe.cfg
+    if max_steps:
+        cfg["logging_steps"] = min(cfg.get("logging_steps", max_steps), max_steps)
+        if cfg.get("warmup_steps", 0) >= max_steps:
+            cfg.pop("warmup_steps")
+    return cfg, recipe.ours
 
 
 def train(cfg: dict, ours: dict, run_dir: Path) -> None:

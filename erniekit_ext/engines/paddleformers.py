@@ -110,6 +110,10 @@ def run_in_process(cfg: dict, augment: bool) -> None:
     compat.set_template_augmentation(augment)
     from paddleformers.cli.train.tuner import run_tuner
 
+    from erniekit_ext.monitor import install_trainer_hooks
+
+    install_trainer_hooks(Path(cfg["output_dir"]))  # data counts for fill and tokens/s
+
     here = os.getcwd()
     os.chdir(data_dir(cfg))
     try:

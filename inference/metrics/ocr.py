@@ -1,26 +1,65 @@
-"""OCR metrics: CER and NED, on rapidfuzz's edit distance.
+"""OCR metrics: CER and NED on rapidfuzz's edit distance, with named normalisations.
 
-- `cer(pred, ref)`: Levenshtein(pred, ref) / len(ref); 0 is perfect and values
-  above 1 are possible (a model that rambles). An empty reference gives 0 for an
-  empty prediction and 1 otherwise.
-- `ned(pred, ref)`: PaddleOCR's normalised edit distance, Levenshtein /
-  max(len(pred), len(ref)), in [0, 1]; PaddleOCR reports `norm_edit_dis = 1 - mean(ned)`.
-- `normalize`: the options both apply before comparing — collapse whitespace,
-  ignore case — off unless asked for.
+    cer("Genaxis Theatre", "Genaxis Théâtre")  -> 0.1333  (2 edits / 15 reference characters)
+    ned("Genaxis Theatre", "Genaxis Théâtre")  -> 0.1333  (2 edits / the longer length, 15)
+    cer("ab", "abc")                           -> 0.3333
+    ned("abcabc", "abc")                       -> 0.5     (cer would be 1.0)
+
+- `cer(pred, ref)`: character error rate, Levenshtein(pred, ref) / len(ref). 0 is
+  perfect; above 1 is possible (a model that rambles). An empty reference gives
+  0 for an empty prediction and 1 otherwise.
+- `ned(pred, ref)`: normalised edit distance, Levenshtein / max(len(pred), len(ref)),
+  in [0, 1]. PaddleOCR's RecMetric reports `norm_edit_dis = 1 - mean(ned)` (higher
+  is better) and `acc` = exact-match rate; `aggregate` reports both under those names.
+- `corpus_cer(pairs)`: total edits / total reference characters (long lines weigh more).
+
+Normalisation (`Norm`, applied to both sides before any metric; all off by default):
+- `spaces="collapse"`: runs of whitespace become one space, ends stripped;
+- `spaces="remove"`: every space is dropped: PaddleOCR's `ignore_space=True`,
+  the default of its recognition metric, so `Norm.paddleocr()` matches it;
+- `ignore_case=True`: casefold;
+- `alnum_only=True`: keep only ASCII digits and letters, lowercased: PaddleOCR's `is_filter`.
 """
 from __future__ import annotations
 
 import re
+import string
+from dataclasses import asdict, dataclass
 
 from rapidfuzz.distance import Levenshtein
 
+_ALNUM = frozenset(string.digits + string.ascii_letters)
+_SPACE_RUNS = re.compile(r"\s+")
 
-def normalize(text: str, *, collapse_spaces: bool = False, ignore_case: bool = False) -> str:
-    if collapse_spaces:
-        text = re.sub(r"\s+", " ", text).strip()
-    if ignore_case:
-        text = text.casefold()
-    return text
+
+@dataclass(frozen=True)
+class Norm:
+    spaces: str = "keep"        # keep | collapse | remove
+    ignore_case: bool = False
+    alnum_only: bool = False
+
+    def __post_init__(self):
+        if self.spaces not in ("keep", "collapse", "remove"):
+            raise ValueError(f"spaces must be keep, collapse or remove, not {self.spaces!r}")
+
+    @classmethod
+    def paddleocr(cls, is_filter: bool = False) -> "Norm":
+        """PaddleOCR RecMetric's defaults (ignore_space=True), optionally with its is_filter."""
+        return cls(spaces="remove", alnum_only=is_filter)
+
+    def __call__(self, text: str) -> str:
+        if self.spaces == "collapse":
+            text = _SPACE_RUNS.sub(" ", text).strip()
+        elif self.spaces == "remove":
+            text = text.replace(" ", "")
+        if self.alnum_only:
+            text = "".join(ch for ch in text if ch in _ALNUM).lower()
+        if self.ignore_case:
+            text = text.casefold()
+        return text
+
+    def describe(self) -> dict:
+        return asdict(self)
 
 
 def cer(pred: str, ref: str) -> float:
@@ -30,15 +69,28 @@ def cer(pred: str, ref: str) -> float:
 
 
 def ned(pred: str, ref: str) -> float:
-    if not pred and not ref:
-        return 0.0
-    return Levenshtein.distance(pred, ref) / max(len(pred), len(ref))
+    return Levenshtein.normalized_distance(pred, ref)
 
 
 def corpus_cer(pairs) -> float:
-    """Total edits over total reference characters: long lines weigh more."""
     edits = chars = 0
     for pred, ref in pairs:
         edits += Levenshtein.distance(pred, ref)
         chars += len(ref)
     return edits / chars if chars else 0.0
+
+
+def score(pred: str, ref: str, norm: Norm = Norm()) -> dict:
+    p, r = norm(pred), norm(ref)
+    return {"cer": cer(p, r), "ned": ned(p, r), "exact": float(p == r),
+            "edits": Levenshtein.distance(p, r), "ref_chars": len(r)}
+
+
+def aggregate(rows: list[dict]) -> dict:
+    n = len(rows)
+    chars = sum(r["ref_chars"] for r in rows)
+    return {"cer": sum(r["cer"] for r in rows) / n,
+            "corpus_cer": sum(r["edits"] for r in rows) / chars if chars else 0.0,
+            "ned": sum(r["ned"] for r in rows) / n,
+            "norm_edit_dis": 1 - sum(r["ned"] for r in rows) / n,
+            "exact_match": sum(r["exact"] for r in rows) / n}

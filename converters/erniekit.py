@@ -1,0 +1,46 @@
+"""`erniekit`: validate and normalise an existing ERNIEKit JSONL.
+
+    input (a hand-written line, image path relative to the JSONL's folder):
+        {"text_info": [{"tag": "mask", "text": "OCR:", "id": 7}, {"tag": "no_mask", "text": "Genaxis Theatre"}],
+         "image_info": [{"image_url": "test/word_1.png"}], "source": "icdar"}
+    output:
+        {"image_info": [{"matched_text_index": 0, "image_url": "test/word_1.png"}],
+         "text_info": [{"text": "OCR:", "tag": "mask"}, {"text": "Genaxis Theatre", "tag": "no_mask"}]}
+
+Normalising keeps only what ERNIEKit and PaddleFormers read (`image_info`,
+`text_info`, `system`), fills the default `matched_text_index` 0, and rewrites
+image paths for the output's folder; every sample then passes the same checks
+as freshly converted data.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from converters.errors import SampleError
+from converters.jsonl import load_json_item
+from converters.registry import Converter, Record, register
+from converters.sample import check_shape, is_url, real_dir
+
+
+@register("erniekit")
+class ERNIEKit(Converter):
+    def convert(self, record: Record) -> dict:
+        item = load_json_item(record.raw)
+        if not isinstance(item, dict):
+            raise SampleError("bad_json: sample is not an object")
+        images = item.get("image_info", [])
+        if isinstance(images, list):
+            images = [dict(im, matched_text_index=im.get("matched_text_index", 0))
+                      if isinstance(im, dict) else im for im in images]
+        check_shape({**item, "image_info": images})
+        base = real_dir(str(Path(record.source).parent))
+        sample = {
+            "image_info": [{"matched_text_index": im["matched_text_index"],
+                            "image_url": im["image_url"] if is_url(im["image_url"])
+                            else os.path.join(base, im["image_url"])} for im in images],
+            "text_info": [{"text": t["text"], "tag": t["tag"]} for t in item["text_info"]],
+        }
+        if isinstance(item.get("system"), str) and item["system"]:
+            sample["system"] = item["system"]
+        return sample

@@ -1,0 +1,71 @@
+"""`pubtabnet`: PubTabNet JSONL (structure tokens + cells) -> table recognition in OTSL.
+
+    input (pubtabnet/examples/PubTabNet_Examples.jsonl, shortened to a 2x2 corner of one table):
+        {"filename": "PMC4840965_004_00.png", "split": "train", "imgid": 0,
+         "html": {"structure": {"tokens": ["<thead>", "<tr>", "<td>", "</td>", "<td>", "</td>", "</tr>", "</thead>",
+                                           "<tbody>", "<tr>", "<td>", "</td>", "<td>", "</td>", "</tr>", "</tbody>"]},
+                  "cells": [{"tokens": ["<b>", "V", "a", "r", "</b>"]}, {"tokens": ["H", "R"]},
+                            {"tokens": ["A", "g", "e"]}, {"tokens": []}]}}
+    output:
+        {"image_info": [{"matched_text_index": 0, "image_url": "PMC4840965_004_00.png"}],
+         "text_info": [{"text": "Table Recognition:", "tag": "mask"},
+                       {"text": "<fcel>Var<fcel>HR<nl><fcel>Age<ecel><nl>", "tag": "no_mask"}]}
+
+The cells fill the structure in order (after each `<td>`, or after the `>`
+that closes `<td colspan="2"`); single-character tokens are HTML-escaped and
+multi-character ones (`<b>`, `</i>`) are markup, the same rule as PubTabNet's
+own evaluation HTML. The HTML then goes through converters/otsl.py.
+"""
+from __future__ import annotations
+
+from html import escape
+
+from converters.errors import SampleError
+from converters.jsonl import load_json_item
+from converters.otsl import check_otsl, html_to_otsl
+from converters.registry import Converter, Record, register
+from converters.sample import make_sample
+from converters.tasks import get_task
+
+
+def pubtabnet_html(structure: list[str], cells: list[dict]) -> str:
+    """Structure tokens + cell tokens -> `<html><body><table>...</table></body></html>`."""
+    if not all(isinstance(t, str) for t in structure):
+        raise SampleError("bad_structure: structure tokens must be strings")
+    slots = [i for i, t in enumerate(structure) if t in ("<td>", ">")]
+    if len(slots) != len(cells):
+        raise SampleError(f"cell_count: {len(slots)} cells in the structure, {len(cells)} given")
+    out = list(structure)
+    for i, c in zip(reversed(slots), reversed(cells)):
+        tokens = c.get("tokens") if isinstance(c, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise SampleError("bad_cell: a cell needs a list of string tokens")
+        out.insert(i + 1, "".join(escape(t) if len(t) == 1 else t for t in tokens))
+    return "<html><body><table>" + "".join(out) + "</table></body></html>"
+
+
+def table_sample(image: str, html: str) -> dict:
+    """An image and its HTML table -> a `Table Recognition:` sample with a checked OTSL answer."""
+    try:
+        otsl = html_to_otsl(html)
+        check_otsl(otsl)
+    except ValueError as e:
+        raise SampleError(f"bad_table: {e}") from None
+    return make_sample([image], [(get_task("table").prompt, otsl)])
+
+
+@register("pubtabnet")
+class PubTabNet(Converter):
+    OPTIONS = {"split": ("", "keep only this split (train/val/test); empty keeps all")}
+
+    def convert(self, record: Record) -> dict:
+        item = load_json_item(record.raw)
+        html = item.get("html") if isinstance(item, dict) else None
+        if not isinstance(html, dict) or not isinstance(item.get("filename"), str):
+            raise SampleError("bad_shape: expected filename and html.{structure,cells}")
+        if self.options["split"] and item.get("split") != self.options["split"]:
+            raise SampleError(f"other_split: {item.get('split')!r} is not {self.options['split']!r}")
+        structure = (html.get("structure") or {}).get("tokens") if isinstance(html.get("structure"), dict) else None
+        if not isinstance(structure, list) or not isinstance(html.get("cells"), list):
+            raise SampleError("bad_shape: html.structure.tokens and html.cells must be lists")
+        return table_sample(item["filename"], pubtabnet_html(structure, html["cells"]))

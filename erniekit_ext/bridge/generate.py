@@ -1,0 +1,89 @@
+"""Greedy generation with a bridge model folder (what `ocrsft infer` calls for one).
+
+The prompt is framed exactly as in training (same Codec and template, read from
+the folder's `ocrsft_bridge.json` when `ocrsft export` wrote one), so a model
+answers in the shape it learned:
+
+    p = open_predictor(Path("runs/x/export"))
+    p("OCR:", "/data/line.png")   ->  "12345"
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from erniekit_ext.bridge import families, runtime
+from erniekit_ext.bridge.data import Codec, load_image
+
+META = "ocrsft_bridge.json"
+
+
+def is_bridge_model(model_dir: Path) -> bool:
+    """A folder `ocrsft export` wrote from a torch run (or any bridge family folder)."""
+    model_dir = Path(model_dir)
+    if (model_dir / META).is_file():
+        return True
+    cfg = model_dir / "config.json"
+    if not cfg.is_file():
+        return False
+    model_type = json.loads(cfg.read_text()).get("model_type")
+    return any(model_type in f.model_types for f in families.FAMILIES.values()
+               if f.name != "paddleocr_vl")
+
+
+class Predictor:
+    def __init__(self, model_dir: Path, max_new_tokens: int = 256):
+        import torch
+
+        model_dir = Path(model_dir)
+        meta = json.loads((model_dir / META).read_text()) if (model_dir / META).is_file() else {}
+        self.fam, self.model, processor = families.load(model_dir)
+        self.model.eval()
+        self.codec = Codec(self.fam, processor, meta.get("template"), meta.get("system_prompt"),
+                           meta.get("max_image_size"))
+        self.max_new_tokens = max_new_tokens
+        tok = self.codec.tokenizer
+        stop = tok.convert_tokens_to_ids(self.codec.template.stop) if self.codec.template.stop else None
+        self.stop = sorted({i for i in (stop, tok.eos_token_id) if isinstance(i, int) and i >= 0
+                            and i != tok.unk_token_id})
+        self.pad = tok.pad_token_id if tok.pad_token_id is not None else (self.stop or [0])[0]
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+
+    def inputs(self, prompt: str, image: str | None) -> dict:
+        import torch
+
+        images = [load_image(image, self.codec.max_image_size)] if image else []
+        ids, per_token, tensors = self.codec.encode_prompt(
+            self.codec.prompt_text(prompt, len(images), first=True), images)
+        out = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+        out.update({k: torch.tensor([v]) for k, v in per_token.items()})
+        out.update(tensors)
+        return {k: v.to(self.device) for k, v in out.items()}
+
+    def __call__(self, prompt: str, image: str | None = None) -> str:
+        import torch
+
+        inputs = self.inputs(prompt, image)
+        with torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                      eos_token_id=self.stop or None, pad_token_id=self.pad)
+        new = out[0, inputs["input_ids"].shape[1]:]
+        return self.codec.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+
+def open_predictor(model_dir: Path, max_new_tokens: int = 256):
+    """A Predictor here, or in a fresh interpreter when paddleformers hid torch in this one."""
+    return runtime.construct(Predictor, Path(model_dir), max_new_tokens)
+
+
+def predict(model_dir: Path, samples: Iterable[dict], max_new_tokens: int = 256) -> Iterator[str]:
+    """One prediction per {"prompt": str, "image": path or None}, in order."""
+    predictor = open_predictor(model_dir, max_new_tokens)
+    try:
+        for sample in samples:
+            yield predictor(sample["prompt"], sample.get("image"))
+    finally:
+        if isinstance(predictor, runtime.Remote):
+            predictor.close()
