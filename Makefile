@@ -6,6 +6,7 @@ VENV      ?= .venv
 BIN       := $(VENV)/bin
 OCRSFT    := $(BIN)/ocrsft
 STAMP     := $(VENV)/.ocrsft-setup
+TORCH     := $(VENV)/.ocrsft-setup-torch
 RUN       ?=
 CONFIG    ?=
 PORT      ?= 6006
@@ -15,7 +16,7 @@ MODEL     ?=
 
 
 .PHONY: help setup setup-torch demo pretrain-tiny test tiny-model convert validate plan train export \
-        infer eval compare tensorboard bench docker-build docker-train docker-infer clean
+        infer parity eval compare tensorboard bench docker-build docker-train docker-infer clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "	"
@@ -27,8 +28,11 @@ $(STAMP): pyproject.toml requirements.lock erniekit_ext/install.py
 
 setup: $(STAMP) ## create .venv with pinned paddle, paddleformers, paddleocr (+ workarounds)
 
-setup-torch: $(STAMP) ## add the PyTorch bridge extras (CPU torch, transformers, peft)
+$(TORCH): $(STAMP) requirements-torch.lock
 	$(BIN)/python erniekit_ext/install.py --venv $(VENV) --extra torch
+	@touch $(TORCH)
+
+setup-torch: $(TORCH) ## add the PyTorch bridge extras (CPU torch, transformers, peft; no torchvision)
 
 demo: setup ## the main job: teach a tiny PaddleOCR-VL to read, on CPU, offline
 	$(OCRSFT) demo --out runs/demo
@@ -36,7 +40,7 @@ demo: setup ## the main job: teach a tiny PaddleOCR-VL to read, on CPU, offline
 pretrain-tiny: setup ## rebuild the demo's base checkpoint in assets/ (seeded, ~30 min on 2 cores)
 	$(OCRSFT) pretrain-tiny --out runs/pretrain-tiny
 
-test: setup ## run the test suite (tiny models + ../shared/data)
+test: setup-torch ## run the test suite (tiny models + ../shared/data; the bridge tests need torch)
 	$(BIN)/python -m pytest -q tests
 
 tiny-model: setup ## build a tiny random PaddleOCR-VL: make tiny-model OUT=dir
@@ -61,6 +65,9 @@ export: setup ## make export RUN=runs/x OUT=runs/x/export
 
 infer: setup ## make infer MODEL=dir DATA=val.jsonl OUT=pred.jsonl
 	$(OCRSFT) infer $(MODEL) --data $(DATA) -o $(OUT) $(ARGS)
+
+parity: setup ## make parity MODEL=dir DATA=val.jsonl [ARGS="--samples 32"]
+	$(OCRSFT) parity $(MODEL) --data $(DATA) $(ARGS)
 
 eval: setup ## make eval PRED=pred.jsonl
 	$(OCRSFT) eval $(PRED) $(ARGS)

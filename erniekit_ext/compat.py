@@ -12,6 +12,7 @@ first checks that its target still has the shape it was written for and raises
 | 4 | AMP flags conflict in fp32                                 | `cpu_launch_settings`    |
 | 5 | `fused_rms_norm_ext` is not registered on CPU              | `fix_model_config`       |
 | 6 | LoRA collate unwraps to the inner LM (no get_rope_index)   | `_patch_lora_collate`    |
+| 7 | LoRA evaluation dies on `GPTModel` being undefined         | `_define_gpt_model_for_eval` |
 | + | the paddleocr_vl template's hard-coded image augmentation  | `set_template_augmentation` |
 | + | flex_checkpoint resume needs a fleet group CPU never builds | `cpu_launch_settings`    |
 """
@@ -106,6 +107,20 @@ def _patch_lora_collate() -> None:
     collate.mm_collate_fn = workflow.mm_collate_fn = mm_collate_fn
 
 
+def _define_gpt_model_for_eval() -> None:
+    """Trainer.evaluation_loop tests `isinstance(self.model.model, GPTModel)` for LoRA
+    models, but imports GPTModel only when paddlefleet is installed; without it every
+    LoRA evaluation raises NameError. No model here is a paddlefleet GPTModel, so a
+    class nothing is an instance of gives the branch the answer it would have had."""
+    import paddleformers.trainer.trainer as trainer
+
+    if hasattr(trainer, "GPTModel"):
+        return  # paddlefleet is installed, or already done
+    _expect("isinstance(self.model.model, GPTModel)" in inspect.getsource(trainer.Trainer.evaluation_loop),
+            "Trainer.evaluation_loop no longer checks GPTModel (fixed upstream?)")
+    trainer.GPTModel = type("GPTModel", (), {"__doc__": "ocrsft compat 7: no instances"})
+
+
 def _patch_template_augmentation() -> None:
     from paddleformers.datasets.template.mm_plugin import PaddleOCRVLPlugin
 
@@ -154,6 +169,7 @@ def apply() -> None:
         return
     _import_without_triton()
     _patch_lora_collate()
+    _define_gpt_model_for_eval()
     _patch_template_augmentation()
     _applied = True
 

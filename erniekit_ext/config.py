@@ -35,6 +35,9 @@ OCRSFT_KEYS = {
     "gpus": (None, "GPUs to train on, all nodes together (default recipe_gpus; --gpus wins)"),
     "scale": ("keep-batch", "when gpus != recipe_gpus: keep-batch (keep G*B*A) or scale-lr"),
     "ocr_augmentation": (True, "the paddleocr_vl template's random image augmentation"),
+    "eval_generation_samples": (0, "decode this many eval samples at each evaluation and log "
+                                   "eval/cer (0: off)"),
+    "eval_generation_max_new_tokens": (64, "the decoding budget of eval_generation_samples"),
 }
 
 # Keys users bring from ERNIEKit recipes (seed 002) that PaddleFormers spells differently.
@@ -152,6 +155,12 @@ def check_ours(r: Recipe) -> None:
         v = o[key]
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise r.fail(key, f"must be a whole number >= 1, got {v!r}")
+    for key, least in (("eval_generation_samples", 0), ("eval_generation_max_new_tokens", 1)):
+        v = o[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise r.fail(key, f"must be a whole number >= {least}, got {v!r}")
+    if o["eval_generation_samples"] and not r.cfg.get("eval_dataset_path"):
+        raise r.fail("eval_generation_samples", "needs eval_dataset_path (the samples it decodes)")
     if not isinstance(o["ocr_augmentation"], bool):
         raise r.fail("ocr_augmentation", f"must be true or false, got {o['ocr_augmentation']!r}")
 

@@ -102,13 +102,15 @@ def StartStep():
     return _StartStep()
 
 
-def install_trainer_hooks(run_dir: Path) -> None:
-    """Make PaddleFormers' SFT workflow build our trainer subclass for this process's run."""
+def install_trainer_hooks(run_dir: Path, generation: dict | None = None) -> None:
+    """Make PaddleFormers' SFT workflow build our trainer subclass for this process's run.
+
+    `generation` (GenerationEval's arguments, from the recipe's eval_generation_* keys) adds a decoded CER to every evaluation (erniekit_ext/eval_generation.py)."""
     import paddleformers.cli.train.sft.workflow as workflow
 
     base = workflow.SFTTrainer
     base = getattr(base, "_ocrsft_base", base)
-    for name in ("get_train_dataloader", "log", "train", "is_world_process_zero"):
+    for name in ("get_train_dataloader", "log", "train", "is_world_process_zero", "evaluate"):
         if not callable(getattr(base, name, None)):
             raise RuntimeError(f"PaddleFormers' SFTTrainer has no {name}(); "
                                "erniekit_ext/monitor.py needs updating for this version")
@@ -136,6 +138,20 @@ def install_trainer_hooks(run_dir: Path) -> None:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.add_callback(StartStep())
+
+        def evaluate(self, *args, **kwargs):
+            metrics = super().evaluate(*args, **kwargs)
+            if generation:
+                if getattr(self, "_gen_eval", None) is None:
+                    from erniekit_ext.eval_generation import GenerationEval
+
+                    log = Path(run_dir) / "eval_generation.jsonl" if self.is_world_process_zero() else None
+                    self._gen_eval = GenerationEval(**generation, log=log)
+                extra = {f"eval_{k}": v for k, v in self._gen_eval(self.model, self.state.global_step).items()}
+                if extra:
+                    self.log(extra)
+                    metrics.update(extra)
+            return metrics
 
         def train(self, *args, **kwargs):
             start = time.perf_counter()

@@ -81,10 +81,11 @@ def report(cfg: dict, plan: Plan, out: Path) -> None:
     if loss:
         print(f"train: loss {loss[0][1]:.3f} at step {loss[0][0]} -> {loss[-1][1]:.3f} "
               f"at step {loss[-1][0]}")
-    evals = read_scalars(logdir, "eval/loss")
-    if evals:
-        print(f"train: eval loss {' -> '.join(f'{v:.3f}' for _, v in evals[-4:])} "
-              f"(last at step {evals[-1][0]})")
+    for tag in ("eval/loss", "eval/cer"):
+        evals = read_scalars(logdir, tag)
+        if evals:
+            print(f"train: {tag} {' -> '.join(f'{v:.3f}' for _, v in evals[-4:])} "
+                  f"(last at step {evals[-1][0]})")
     measured = out / "data_seen.json"
     if plan.fill is not None and measured.is_file():
         m = json.loads(measured.read_text())
@@ -124,9 +125,11 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
 
         launch(cfg, out, resume=resume)
     else:
-        from erniekit_ext.engines.paddleformers import launch
+        from erniekit_ext.engines.paddleformers import generation_eval, launch
 
-        launch(cfg, out, resume=resume, augment=recipe.ours["ocr_augmentation"])
+        launch(cfg, out, resume=resume, augment=recipe.ours["ocr_augmentation"],
+               generation=generation_eval(cfg, recipe.ours["eval_generation_samples"],
+                                          recipe.ours["eval_generation_max_new_tokens"]))
     report(cfg, plan, out)
     return out
 

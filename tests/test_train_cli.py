@@ -63,6 +63,18 @@ def weights(folder: Path) -> dict:
     return out
 
 
+def served_predictions(run, base, words, tmp_path, n):
+    from inference.export import export
+    from inference.predict import predict_file
+
+    data = tmp_path / "first.jsonl"
+    data.write_text("".join((words / "val.jsonl").read_text().splitlines(keepends=True)[:n]))
+    model = export(run, tmp_path / "export", base=base)
+    predict_file(model, data, tmp_path / "pred.jsonl", max_new_tokens=24, image_root=Path("/"),
+                 progress=False)
+    return [json.loads(x)["prediction"] for x in (tmp_path / "pred.jsonl").read_text().splitlines()]
+
+
 def test_full_run_plans_checks_trains_evaluates_and_plots(tiny_model, icdar_words, tmp_path):
     out = tmp_path / "run"
     stdout = train(tiny_model, icdar_words, out, "max_steps=12", "eval_steps=6", "save_steps=12",
@@ -73,6 +85,14 @@ def test_full_run_plans_checks_trains_evaluates_and_plots(tiny_model, icdar_word
     loss = losses(out)
     assert len(loss) == 12 and falls(loss), loss
     assert [s for s, _ in read_scalars(out / "tensorboard", "eval/loss")] == [6, 12]
+    cer = read_scalars(out / "tensorboard", "eval/cer")  # decoded by the model being trained
+    assert [s for s, _ in cer] == [6, 12] and "train: eval/cer" in stdout
+    decoded = [json.loads(x) for x in (out / "eval_generation.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in decoded] == [6] * 4 + [12] * 4
+    assert sum(r["cer"] for r in decoded[4:]) / 4 == pytest.approx(cer[-1][1])
+    # What training decoded is what serving reads: the export, through paddlex, says the same.
+    served = served_predictions(out, tiny_model, icdar_words, tmp_path, n=4)
+    assert [r["prediction"] for r in decoded[4:]] == served
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     resolved = yaml.safe_load((out / "resolved.yaml").read_text())
     assert resolved["max_steps"] == 12 and resolved["device"] == "cpu"
@@ -94,9 +114,12 @@ def test_lora_trains_merges_and_matches_the_adapter(tiny_model, icdar_words, tmp
 
     out = tmp_path / "lora"
     train(tiny_model, icdar_words, out, "fine_tuning=LoRA", "lora_rank=8", "learning_rate=1e-2",
-          "max_steps=12", "do_eval=false", "evaluation_strategy=no", "save_strategy=no", "freeze_config=freeze_vision")
+          "max_steps=12", "eval_steps=12", "save_strategy=no", "freeze_config=freeze_vision")
     loss = losses(out)
     assert len(loss) == 12 and falls(loss), loss
+    # LoRA evaluation runs (compat 7), eval loss and decoded CER alike
+    for tag in ("eval/loss", "eval/cer"):
+        assert [s for s, _ in read_scalars(out / "tensorboard", tag)] == [12], tag
     targets = json.loads((out / "lora_config.json").read_text())["target_modules"]
     assert targets and not any("visual" in t for t in targets)  # freeze_vision: no adapters there
     assert any("mlp_AR" in t for t in targets)

@@ -7,6 +7,7 @@ the CPU settings — `paddleformers-cli` itself cannot start there (compat 3).
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,13 +80,29 @@ def absolute_paths(cfg: dict) -> dict:
 
 def data_dir(cfg: dict) -> Path:
     """ERNIEKit image paths are relative to their JSONL; the trainer reads them from here."""
-    first = str(cfg.get("train_dataset_path", "")).split(",")[0]
+    first = dataset_first(cfg.get("train_dataset_path"))
     return Path(first).parent if first else Path.cwd()
 
 
-def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = True) -> None:
+def generation_eval(cfg: dict, samples: int, max_new_tokens: int) -> dict | None:
+    """GenerationEval's arguments for the recipe's eval_generation_* keys, or None when off."""
+    if not samples:
+        return None
+    # Absolute now: the trainer runs from the data's folder (data_dir).
+    return {"model_dir": str(Path(cfg["model_name_or_path"]).resolve()),
+            "data": str(Path(dataset_first(cfg.get("eval_dataset_path"))).resolve()), "samples": samples,
+            "max_new_tokens": max_new_tokens}
+
+
+def dataset_first(value) -> str:
+    return str(value or "").split(",")[0]
+
+
+def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = True,
+           generation: dict | None = None) -> None:
     """Train. `cfg` holds paddleformers keys only; `augment` toggles the template's
-    built-in image augmentation, which PaddleFormers exposes no key for."""
+    built-in image augmentation, which PaddleFormers exposes no key for;
+    `generation` (see generation_eval) adds a decoded CER to each evaluation."""
     cfg = absolute_paths(cfg)
     run_dir = Path(run_dir).resolve()
     if resume:
@@ -99,20 +116,21 @@ def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = Tr
         cfg.update(compat.cpu_launch_settings())
     resolved = write_resolved(cfg, run_dir)
     if gpu:
-        env = dict(os.environ, OCRSFT_TEMPLATE_AUGMENT="1" if augment else "0")
+        env = dict(os.environ, OCRSFT_TEMPLATE_AUGMENT="1" if augment else "0",
+                   OCRSFT_GENERATION_EVAL=json.dumps(generation))
         subprocess.run(distributed_command(resolved), check=True, env=env, cwd=data_dir(cfg))
         return
-    run_in_process(cfg, augment)
+    run_in_process(cfg, augment, generation)
 
 
-def run_in_process(cfg: dict, augment: bool) -> None:
+def run_in_process(cfg: dict, augment: bool, generation: dict | None = None) -> None:
     compat.apply()
     compat.set_template_augmentation(augment)
     from paddleformers.cli.train.tuner import run_tuner
 
     from erniekit_ext.monitor import install_trainer_hooks
 
-    install_trainer_hooks(Path(cfg["output_dir"]))  # data counts for fill and tokens/s
+    install_trainer_hooks(Path(cfg["output_dir"]), generation)  # data counts, decoded CER
 
     here = os.getcwd()
     os.chdir(data_dir(cfg))
@@ -124,4 +142,5 @@ def run_in_process(cfg: dict, augment: bool) -> None:
 
 if __name__ == "__main__":  # a worker started by paddle.distributed.launch
     run_in_process(yaml.safe_load(Path(sys.argv[1]).read_text()),
-                   os.environ.get("OCRSFT_TEMPLATE_AUGMENT", "1") == "1")
+                   os.environ.get("OCRSFT_TEMPLATE_AUGMENT", "1") == "1",
+                   json.loads(os.environ.get("OCRSFT_GENERATION_EVAL", "null")))
