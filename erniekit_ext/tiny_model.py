@@ -224,11 +224,23 @@ def build_tiny_model(out_dir: str | Path, preset: str = "test", seed: int = 0,
 def add_args(p) -> None:
     p.add_argument("out", type=Path, help="folder to write")
     p.add_argument("--preset", default="test", choices=sorted(PRESETS))
+    p.add_argument("--family", help="instead of PaddleOCR-VL, a tiny PyTorch-bridge model: "
+                   "llava-clip, llava-chinese-clip, llava-siglip, llava-onevision, internvl, "
+                   "qwen2-vl, qwen2.5-vl (needs `make setup-torch`)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--charset", help="characters the tokenizer must cover (default: the preset's)")
 
 
 def main(args) -> int:
+    if args.family:
+        from erniekit_ext.bridge import tiny
+
+        if args.family not in tiny.BUILDERS:
+            raise UserError("--family", f"{args.family!r} is not one of {', '.join(tiny.BUILDERS)}")
+        out = tiny.build(args.family, args.out, args.seed)
+        print(f"tiny-model: wrote {out} ({sum(1 for _ in out.iterdir())} files, "
+              f"family {args.family})")
+        return 0
     out = build_tiny_model(args.out, args.preset, args.seed, args.charset)
     n = sum(1 for _ in out.iterdir())
     print(f"tiny-model: wrote {out} ({n} files, preset {args.preset})")

@@ -1,8 +1,9 @@
 """`ocrsft compare BASE_PRED SFT_PRED [-o DIR]`: what fine-tuning fixed and what it broke.
 
 Both files are `ocrsft infer` outputs over the same data; rows pair up by id.
-The report gives metric deltas, the samples fixed (worse CER -> better) and the
-samples broken, side by side.
+The report gives metric deltas per metric family, and the samples fixed (their
+family's main per-sample score got better, e.g. lower CER or higher TEDS; see
+inference/evaluate.py `badness`) and broken, side by side.
 """
 from __future__ import annotations
 
@@ -11,24 +12,27 @@ from pathlib import Path
 
 from converters.errors import UserError
 from converters.jsonl import write_json
-from inference.evaluate import aggregate, score_rows
+from converters.tasks import TASKS
+from inference.evaluate import FAMILIES, add_norm_args, badness, by_family, norm_of, rounded, score_rows
+from inference.metrics.ocr import Norm
 
 
-def compare(base: Path, sft: Path, task: str = "auto") -> dict:
-    a = {r["id"]: r for r in score_rows(base, task)}
-    b = {r["id"]: r for r in score_rows(sft, task)}
+def compare(base: Path, sft: Path, task: str = "auto", norm: Norm = Norm()) -> dict:
+    a = {r["id"]: r for r in score_rows(base, task, norm)}
+    b = {r["id"]: r for r in score_rows(sft, task, norm)}
     common = [i for i in a if i in b]
     if not common:
         raise UserError(str(sft), f"shares no sample ids with {base}")
-    ma = aggregate([a[i] for i in common])
-    mb = aggregate([b[i] for i in common])
-    pairs = [(a[i], b[i]) for i in common]
+    ma = by_family([a[i] for i in common])
+    mb = by_family([b[i] for i in common])
+    pairs = [(a[i], b[i]) for i in common if a[i]["family"] == b[i]["family"]]
     return {
         "samples": len(common), "only_in_base": len(a) - len(common),
         "only_in_sft": len(b) - len(common), "base": ma, "sft": mb,
-        "delta": {k: mb[k] - ma[k] for k in ma if isinstance(ma[k], float)},
-        "fixed": [(x, y) for x, y in pairs if y["cer"] < x["cer"]],
-        "broken": [(x, y) for x, y in pairs if y["cer"] > x["cer"]],
+        "delta": {f: {k: mb[f][k] - v for k, v in ma[f].items() if isinstance(v, float)}
+                  for f in ma if f in mb},
+        "fixed": [(x, y) for x, y in pairs if badness(y) < badness(x)],
+        "broken": [(x, y) for x, y in pairs if badness(y) > badness(x)],
     }
 
 
@@ -37,16 +41,19 @@ def write_report(result: dict, out: Path, base: Path, sft: Path) -> Path:
     write_json(out / "compare.json", {k: v for k, v in result.items() if k not in ("fixed", "broken")}
                | {"fixed": len(result["fixed"]), "broken": len(result["broken"])})
     lines = [f"# {base.name} vs {sft.name}", "", f"{result['samples']} paired samples; "
-             f"{len(result['fixed'])} fixed, {len(result['broken'])} broken.", "",
-             "| metric | base | fine-tuned | delta |", "| --- | --- | --- | --- |"]
-    for k, d in result["delta"].items():
-        lines.append(f"| {k} | {result['base'][k]:.4f} | {result['sft'][k]:.4f} | {d:+.4f} |")
+             f"{len(result['fixed'])} fixed, {len(result['broken'])} broken."]
+    for family, delta in result["delta"].items():
+        lines += ["", f"## {family}", "", "| metric | base | fine-tuned | delta |", "| --- | --- | --- | --- |"]
+        for k, d in delta.items():
+            lines.append(f"| {k} | {result['base'][family][k]:.4f} | {result['sft'][family][k]:.4f} | {d:+.4f} |")
+    cell = lambda s: s.replace("|", "\\|").replace("\n", "⏎")[:60]  # noqa: E731
     for name in ("fixed", "broken"):
         lines += ["", f"## {name.capitalize()} (first 20)", "",
-                  "| reference | base | fine-tuned |", "| --- | --- | --- |"]
+                  "| family | reference | base | fine-tuned | main score |", "| --- | --- | --- | --- | --- |"]
         for x, y in result[name][:20]:
-            cell = lambda s: s.replace("|", "\\|").replace("\n", "⏎")[:60]  # noqa: E731
-            lines.append(f"| {cell(x['reference'])} | {cell(x['prediction'])} | {cell(y['prediction'])} |")
+            main = FAMILIES[x["family"]].MAIN
+            lines.append(f"| {x['family']} | {cell(x['reference'])} | {cell(x['prediction'])} | "
+                         f"{cell(y['prediction'])} | {main} {x[main]:.3f} → {y[main]:.3f} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"
 
@@ -54,13 +61,14 @@ def write_report(result: dict, out: Path, base: Path, sft: Path) -> Path:
 def add_args(p) -> None:
     p.add_argument("base", type=Path, help="predictions of the base model")
     p.add_argument("sft", type=Path, help="predictions of the fine-tuned model")
-    p.add_argument("--task", default="auto")
+    p.add_argument("--task", default="auto", choices=["auto", *TASKS])
+    add_norm_args(p)
     p.add_argument("-o", "--out", type=Path, default=Path("compare_report"))
 
 
 def main(args) -> int:
-    result = compare(args.base, args.sft, args.task)
+    result = compare(args.base, args.sft, args.task, norm_of(args))
     report = write_report(result, args.out, args.base, args.sft)
-    print(json.dumps({k: round(v, 4) for k, v in result["delta"].items()}))
+    print(json.dumps(rounded(result["delta"])))
     print(f"compare: {len(result['fixed'])} fixed, {len(result['broken'])} broken; report {report}")
     return 0

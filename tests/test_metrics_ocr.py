@@ -1,4 +1,4 @@
-from inference.metrics.ocr import Norm, aggregate, cer, corpus_cer, ned, score
+from inference.metrics.ocr import Norm, aggregate, anls, cer, corpus_cer, ned, score
 
 
 def test_cer_and_ned_values():
@@ -26,3 +26,9 @@ def test_aggregate_reports_paddleocr_names():
     assert agg["exact_match"] == 0.5
     assert agg["norm_edit_dis"] == 1 - (0 + 1 / 3) / 2
     assert agg["corpus_cer"] == 1 / 6
+
+
+def test_anls_threshold_and_folding():
+    assert anls("Total 9.0", "TOTAL  9.00") == 0.9  # casefolded, spaces collapsed: 1 edit in 10
+    assert anls("abcd", "abxy") == 0.0  # NED 0.5 is not under the threshold
+    assert anls("abcd", "abcx") == 0.75 and anls("", "") == 1.0

@@ -12,6 +12,9 @@
   in [0, 1]. PaddleOCR's RecMetric reports `norm_edit_dis = 1 - mean(ned)` (higher
   is better) and `acc` = exact-match rate; `aggregate` reports both under those names.
 - `corpus_cer(pairs)`: total edits / total reference characters (long lines weigh more).
+- `anls(pred, ref)`: DocVQA's ANLS for one string pair, 1 - NED when NED < 0.5, else 0;
+  both sides casefolded and whitespace-collapsed (`anls("Total 9.0", "TOTAL 9.00")` -> 0.9).
+  KIE fields and chart headers use it.
 
 Normalisation (`Norm`, applied to both sides before any metric; all off by default):
 - `spaces="collapse"`: runs of whitespace become one space, ends stripped;
@@ -27,6 +30,8 @@ import string
 from dataclasses import asdict, dataclass
 
 from rapidfuzz.distance import Levenshtein
+
+MAIN, LOWER_IS_BETTER = "cer", True  # the per-sample score eval ranks and compare diffs by
 
 _ALNUM = frozenset(string.digits + string.ascii_letters)
 _SPACE_RUNS = re.compile(r"\s+")
@@ -70,6 +75,12 @@ def cer(pred: str, ref: str) -> float:
 
 def ned(pred: str, ref: str) -> float:
     return Levenshtein.normalized_distance(pred, ref)
+
+
+def anls(pred: str, ref: str, threshold: float = 0.5) -> float:
+    p, r = (_SPACE_RUNS.sub(" ", s).strip().casefold() for s in (pred, ref))
+    d = Levenshtein.normalized_distance(p, r)
+    return 1.0 - d if d < threshold else 0.0
 
 
 def corpus_cer(pairs) -> float:

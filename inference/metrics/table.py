@@ -1,8 +1,8 @@
 """Table metrics: TEDS and TEDS-S (PubTabNet), scored exactly as the official code scores them.
 
     teds("<html><body><table><tr><td>a</td></tr></table></body></html>",
-         "<html><body><table><tr><td>b</td></tr></table></body></html>")   -> 0.0
-    teds_otsl("<fcel>12<fcel>3<nl>", "<fcel>12<fcel>4<nl>")                 -> 0.75
+         "<html><body><table><tr><td>b</td></tr></table></body></html>")   -> 0.5  (1 - 1/2 nodes)
+    teds_otsl("<fcel>12<fcel>3<nl>", "<fcel>12<fcel>4<nl>")                 -> 0.6667  (1 - 1/3)
 
 The official definition (ibm-aur-nlp/PubTabNet src/metric.py), restated:
 - both strings are parsed with lxml's HTML parser; unless both hold
@@ -15,6 +15,15 @@ The official definition (ibm-aur-nlp/PubTabNet src/metric.py), restated:
 - renaming costs 1 if tag/colspan/rowspan differ, else the content's Levenshtein
   distance over the longer length (for two `td`s), else 0; insert/delete cost 1;
 - TEDS = 1 - APTED distance / (elements under the larger table).
+
+`score(pred, ref)` is what `ocrsft eval` calls: TEDS and TEDS-S of one answer
+pair (TEDS the main score). Two HTML answers are compared as the official code
+compares them (a bare `<table>` is first put in `<html><body>`); otherwise both
+go through OTSL (an HTML side by `html_to_otsl`, unreadable HTML scoring as an
+empty table), so a model that answers OTSL is not charged for the `<thead>` it
+cannot write.
+
+    score("<fcel>12<fcel>3<nl>", "<fcel>12<fcel>4<nl>")  -> {"teds": 0.6667, "teds_s": 1.0}
 
 Faster than the official code, with identical scores (bench/eval.py): identical
 trees skip APTED (their distance is 0), `td`-to-`td` content distances are
@@ -29,7 +38,9 @@ from apted import APTED, Config
 from lxml import etree, html
 from rapidfuzz.distance import Levenshtein
 
-from converters.otsl import otsl_to_html
+from converters.otsl import html_to_otsl, otsl_to_html
+
+MAIN, LOWER_IS_BETTER = "teds", False
 
 _PARSER = html.HTMLParser(remove_comments=True, encoding="utf-8")
 
@@ -151,3 +162,33 @@ def otsl_document(otsl: str) -> str:
 def teds_otsl(pred: str, ref: str, *, structure_only: bool = False) -> float:
     """TEDS of two OTSL strings, both rendered through converters/otsl.py."""
     return teds(otsl_document(pred), otsl_document(ref), structure_only=structure_only)
+
+
+def _is_html(answer: str) -> bool:
+    return "<table" in answer.lower()
+
+
+def _as_otsl(answer: str) -> str:
+    if not _is_html(answer):
+        return answer
+    try:
+        return html_to_otsl(answer)
+    except ValueError:
+        return ""
+
+
+def _as_document(html_answer: str) -> str:
+    return html_answer if "<body" in html_answer.lower() else f"<html><body>{html_answer}</body></html>"
+
+
+def score(pred: str, ref: str) -> dict:
+    if _is_html(pred) and _is_html(ref):
+        p, r = _as_document(pred), _as_document(ref)
+    else:
+        p, r = otsl_document(_as_otsl(pred)), otsl_document(_as_otsl(ref))
+    return {"teds": teds(p, r), "teds_s": teds(p, r, structure_only=True)}
+
+
+def aggregate(rows: list[dict]) -> dict:
+    n = len(rows)
+    return {"teds": sum(r["teds"] for r in rows) / n, "teds_s": sum(r["teds_s"] for r in rows) / n}

@@ -1,0 +1,69 @@
+"""Key-value extraction metrics: exact match, per-field ANLS and field-level precision/recall/F1.
+
+    ref = '{"company": "INDAH GIFT & HOME DECO", "date": "19/10/2018", "total": "60.30"}'
+    score('{"company": "INDAH GIFT & HOME DECO", "date": "19/10/2018", "total": "60.80"}', ref)
+        -> exact 0.0, anls (1 + 1 + 0.8) / 3 = 0.9333, field_tp 2 (of 3 predicted, 3 referenced)
+    aggregate([score('{"company": "INDAH GIFT & HOME DECO"}', ref)])
+        -> anls 1/3, field_precision 1.0, field_recall 1/3, field_f1 0.5
+    score('sorry, no JSON here', ref)  -> parsed 0.0, exact 0.0, anls 0.0, field_tp 0
+
+Answers are converters/kie.py's `kie_answer` JSON objects. A prediction is read
+as JSON, else as the first `{` to the last `}` of it (models wrap JSON in prose
+or code fences); anything that is not an object scores 0 on every metric.
+Values that are not strings are compared as their compact JSON.
+- `exact`: the two objects are equal (every key, every value);
+- `anls` (the main score): the mean over the reference's fields of ANLS(predicted
+  value, reference value) (inference/metrics/ocr.py: casefolded, threshold 0.5);
+  a field the prediction lacks scores 0, extra fields cost nothing here;
+- field precision/recall/F1: a predicted field is right when the reference has the
+  key and the same value (whitespace runs collapsed); aggregated over all fields of
+  all samples (micro), so a receipt with more fields weighs more.
+"""
+from __future__ import annotations
+
+import json
+
+from inference.metrics.ocr import anls
+
+MAIN, LOWER_IS_BETTER = "anls", False
+
+
+def parse(answer: str) -> dict[str, str] | None:
+    text = answer.strip()
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        start, end = text.find("{"), text.rfind("}")
+        try:
+            obj = json.loads(text[start:end + 1]) if 0 <= start < end else None
+        except json.JSONDecodeError:
+            obj = None
+    if not isinstance(obj, dict):
+        return None
+    return {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in obj.items()}
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def score(pred: str, ref: str) -> dict:
+    r = parse(ref) or {}
+    p = parse(pred)
+    fields = p or {}
+    tp = sum(1 for k, v in fields.items() if k in r and _same(v, r[k]))
+    return {"parsed": float(p is not None), "exact": float(p is not None and p == r),
+            "anls": sum(anls(fields.get(k, ""), v) for k, v in r.items()) / len(r) if r else float(not fields),
+            "field_tp": tp, "pred_fields": len(fields), "ref_fields": len(r)}
+
+
+def aggregate(rows: list[dict]) -> dict:
+    n = len(rows)
+    tp = sum(r["field_tp"] for r in rows)
+    n_pred, n_ref = sum(r["pred_fields"] for r in rows), sum(r["ref_fields"] for r in rows)
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_ref if n_ref else 0.0
+    return {"exact_match": sum(r["exact"] for r in rows) / n, "anls": sum(r["anls"] for r in rows) / n,
+            "field_precision": precision, "field_recall": recall,
+            "field_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            "parse_rate": sum(r["parsed"] for r in rows) / n}
