@@ -145,6 +145,11 @@ def resolve(path: str | Path, overrides=(), *, check: bool = True) -> Recipe:
     return recipe
 
 
+def evaluates(cfg: dict) -> bool:
+    """Whether the trainer will evaluate (it does whenever a strategy is set, as in HF)."""
+    return bool(cfg.get("do_eval")) or str(cfg.get("evaluation_strategy", "no")) in ("steps", "epoch")
+
+
 def check_ours(r: Recipe) -> None:
     o = r.ours
     if o["engine"] not in ENGINES:
@@ -159,7 +164,7 @@ def check_ours(r: Recipe) -> None:
         v = o[key]
         if not isinstance(v, int) or isinstance(v, bool) or v < least:
             raise r.fail(key, f"must be a whole number >= {least}, got {v!r}")
-    if o["eval_generation_samples"] and not r.cfg.get("eval_dataset_path"):
+    if o["eval_generation_samples"] and evaluates(r.cfg) and not r.cfg.get("eval_dataset_path"):
         raise r.fail("eval_generation_samples", "needs eval_dataset_path (the samples it decodes)")
     if not isinstance(o["ocr_augmentation"], bool):
         raise r.fail("ocr_augmentation", f"must be true or false, got {o['ocr_augmentation']!r}")
@@ -268,8 +273,7 @@ def check_consistency(r: Recipe) -> None:
                 "save_steps", "eval_steps", "logging_steps"):
         if key in c and (not isinstance(c[key], int) or c[key] < 1):
             raise r.fail(key, f"must be a whole number >= 1, got {c[key]!r}")
-    evaluating = c.get("do_eval") or str(c.get("evaluation_strategy", "no")) in ("steps", "epoch")
-    if evaluating and not c.get("eval_dataset_path"):
+    if evaluates(c) and not c.get("eval_dataset_path"):
         raise r.fail("eval_dataset_path" if "eval_dataset_path" in c else "do_eval",
                      "evaluation is on but eval_dataset_path is not set")
     for split in ("train", "eval"):

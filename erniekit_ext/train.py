@@ -16,7 +16,7 @@ from pathlib import Path
 
 from converters.errors import UserError
 from erniekit_ext import model_folder
-from erniekit_ext.config import resolve
+from erniekit_ext.config import evaluates, resolve
 from erniekit_ext.plan import (PLAN_FILES, Plan, TokenCounter, dataset_paths, profile_dataset,
                                resolve_and_plan, write_run_files)
 
@@ -39,7 +39,8 @@ def check_data(cfg: dict) -> None:
     limit = cfg.get("max_seq_len", 4096)
     counter = TokenCounter(cfg.get("model_name_or_path"))
     dropped = cfg.get("truncation_strategy", "delete") == "delete"
-    for key in ("train_dataset_path", "eval_dataset_path"):
+    keys = ("train_dataset_path", "eval_dataset_path") if evaluates(cfg) else ("train_dataset_path",)
+    for key in keys:
         for path in dataset_paths(cfg.get(key)):
             if not path.is_file():
                 raise UserError(key, f"{path} not found")

@@ -55,7 +55,10 @@ def test_unreadable_data_names_file_and_line(tmp_path, tiny_model):
     with pytest.raises(UserError, match=r"d.jsonl:2: not an ERNIEKit sample"):
         check_data({"train_dataset_path": str(data)})
     with pytest.raises(UserError, match="eval_dataset_path"):
-        check_data({"eval_dataset_path": str(tmp_path / "missing.jsonl")})
+        check_data({"eval_dataset_path": str(tmp_path / "missing.jsonl"), "do_eval": True})
+    data.write_text('{"text_info": [{"text": "a"}]}\n')  # an eval set that is never read ...
+    check_data({"train_dataset_path": str(data),            # ... is not checked
+                "eval_dataset_path": str(tmp_path / "missing.jsonl"), "do_eval": False})
 
 
 def test_no_gpu_here_means_the_cpu_plan():

@@ -86,7 +86,9 @@ def data_dir(cfg: dict) -> Path:
 
 def generation_eval(cfg: dict, samples: int, max_new_tokens: int) -> dict | None:
     """GenerationEval's arguments for the recipe's eval_generation_* keys, or None when off."""
-    if not samples:
+    from erniekit_ext.config import evaluates
+
+    if not samples or not evaluates(cfg):
         return None
     # Absolute now: the trainer runs from the data's folder (data_dir).
     return {"model_dir": str(Path(cfg["model_name_or_path"]).resolve()),
