@@ -6,7 +6,9 @@ A paddleformers output folder is not servable as it stands (inference-facts.md):
 3. tensors training never touched (the vision head) are missing;
 4. `generation_config.json` has no EOS and `max_length: 20`;
 5. the tokenizer config must not add a second BOS.
-Each step below fixes one of these, then paddlex itself loads the result.
+Each step below fixes one of these, then paddlex itself loads the result. The
+folder also loads in transformers (`PaddleOCRVLForConditionalGeneration` and
+its processor), which needs the image token named in the tokenizer config.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ COPY = ("config.json", "preprocessor_config.json", "tokenizer.model", "tokenizer
         "special_tokens_map.json", "added_tokens.json")
 FROM_BASE = ("chat_template.jinja", "generation_config.json", "tokenizer_config.json",
              "special_tokens_map.json", "preprocessor_config.json")
+IMAGE_TOKEN = "<|IMAGE_PLACEHOLDER|>"
 
 
 def find_base(run_dir: Path) -> Path | None:
@@ -66,6 +69,20 @@ def fix_generation_config(out: Path, config: dict) -> None:
     path.write_text(json.dumps(gen, indent=2) + "\n")
 
 
+def fix_tokenizer_config(out: Path) -> None:
+    """transformers' PaddleOCRVLProcessor reads `tokenizer.image_token`, which only
+    `extra_special_tokens` defines; paddlex and paddleformers ignore the key."""
+    path = out / "tokenizer_config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}", f"invalid JSON ({e.msg})") from None
+    extra = cfg.get("extra_special_tokens") or {}
+    if isinstance(extra, dict) and "image_token" not in extra:
+        cfg["extra_special_tokens"] = {**extra, "image_token": IMAGE_TOKEN}
+        path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
+
+
 def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
            verify: bool = True) -> Path:
     run_dir, out = Path(run_dir), Path(out)
@@ -93,6 +110,7 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     added = fill_missing_tensors(out, base)
     config = model_folder.read_config(base)
     fix_generation_config(out, config)
+    fix_tokenizer_config(out)
     model_folder.write_inference_yml(out)
     model_folder.check_model_folder(out, for_serving=True)
     if added:

@@ -1,11 +1,22 @@
 """`ocrsft infer DIR --data VAL.jsonl -o PRED.jsonl`: predict every sample, resumably.
 
 Each sample is sent with its own prompt (`OCR:`, `Table Recognition:`, ...).
-`--via native` (default) calls paddlex's model directly and keeps the raw
-output, which is what a metric should score. `--via doc-parser` goes through
-the `paddleocr doc_parser` pipeline (layout detection off, the whole image one
-block), which post-processes text as users see it in production; it is also
-the path to remote servers (`--backend vllm-server --server-url URL`).
+`--via native` (default) calls the model directly and keeps the raw output,
+which is what a metric should score: paddlex's predictor for a PaddleOCR-VL
+folder, transformers `generate` for a PyTorch-bridge folder (LLaVA, InternVL,
+Qwen2-VL, ...; see erniekit_ext/bridge/generate.py). `--via doc-parser` goes
+through the `paddleocr doc_parser` pipeline (layout detection off, the whole
+image one block), which post-processes text as users see it in production.
+
+Servers: `--backend vllm-server|sglang-server|fastdeploy-server --server-url
+http://HOST:PORT/v1` sends the samples to an OpenAI-compatible server through
+that pipeline, up to `--concurrency` consecutive same-prompt samples at once
+(no model folder needed; given one, its min/max pixels go to vLLM).
+- A request the server answers with an error (HTTP 500, ...) becomes that
+  sample's error row, and the run goes on.
+- A server that cannot be reached, before the run or during it, stops the run
+  with one line naming `--server-url`: an error row for every remaining sample
+  would be skipped as done on the rerun. Rows already written stay; rerun to resume.
 
 Output rows (one per input sample, in input order):
     {"id", "task", "prompt", "image", "reference", "prediction", "error"}
@@ -78,6 +89,39 @@ class NativePredictor:
         return out["result"]
 
 
+class BridgePredictor:
+    """A PyTorch-bridge folder: the prompt framed as in training, greedy `generate`."""
+
+    def __init__(self, model_dir: Path, max_new_tokens: int):
+        from erniekit_ext.bridge.generate import open_predictor
+
+        self.predictor = open_predictor(Path(model_dir), max_new_tokens)
+
+    def __call__(self, req: Request) -> str:
+        return self.predictor(req.prompt, req.image)
+
+    def close(self) -> None:
+        getattr(self.predictor, "close", lambda: None)()  # a Remote in a fresh interpreter
+
+
+class ServerUnreachable(UserError):
+    """Ends the run: every later request would fail the same way."""
+
+
+def server_problem(url: str) -> str | None:
+    """Why nothing answers at `url`, or None when something does (any HTTP status)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url.rstrip("/") + "/models", timeout=10).close()
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return str(getattr(e, "reason", None) or e)
+    return None
+
+
 class DocParserPredictor:
     """The `paddleocr doc_parser` pipeline, v1, one block per image."""
 
@@ -88,26 +132,95 @@ class DocParserPredictor:
         kwargs = dict(pipeline_version="v1", vl_rec_model_name=model_folder.PADDLEX_MODEL_NAME,
                       use_layout_detection=False, device="cpu")
         self.pixels = {}
+        pre = Path(model_dir) / "preprocessor_config.json" if model_dir else None
         if backend == "native":
             kwargs["vl_rec_model_dir"] = str(model_folder.check_model_folder(model_dir, True))
-            # The pipeline resizes blocks to its own 112896..1003520 pixels unless told;
-            # serve at the sizes the model was trained on.
-            pre = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
-            self.pixels = {k: pre[k] for k in ("min_pixels", "max_pixels") if k in pre}
         else:
             kwargs.update(vl_rec_backend=backend, vl_rec_server_url=server_url,
                           vl_rec_max_concurrency=concurrency)
+        if pre and pre.is_file() and backend in ("native", "vllm-server"):
+            # The pipeline resizes blocks to its own 112896..1003520 pixels unless told
+            # (of the servers only vLLM takes them); serve at the sizes trained on.
+            pre = json.loads(pre.read_text())
+            self.pixels = {k: pre[k] for k in ("min_pixels", "max_pixels") if k in pre}
         self.pipeline = PaddleOCRVL(**kwargs)
         self.max_new_tokens = max_new_tokens
+        self.server_url = server_url if backend != "native" else None
+        self.batch = max(1, concurrency) if self.server_url else 1
+
+    def parse(self, images: list[str], prompt: str) -> list[str]:
+        task = task_for_prompt(prompt)
+        label = task.prompt_label if task and task.prompt_label else "ocr"
+        try:
+            results = list(self.pipeline.predict(images, prompt_label=label,
+                                                 max_new_tokens=self.max_new_tokens, **self.pixels))
+        except Exception:
+            problem = self.server_url and server_problem(self.server_url)
+            if problem:
+                raise ServerUnreachable("--server-url", f"{self.server_url} stopped answering "
+                                        f"({problem}); rows so far are kept, rerun to resume")
+            raise
+        return ["\n".join(getattr(b, "content", None) or b.get("block_content", "")
+                          if isinstance(b, dict) else b.content for b in res["parsing_res_list"])
+                for res in results]
 
     def __call__(self, req: Request) -> str:
-        task = task_for_prompt(req.prompt)
-        label = task.prompt_label if task and task.prompt_label else "ocr"
-        res = next(iter(self.pipeline.predict(req.image, prompt_label=label,
-                                              max_new_tokens=self.max_new_tokens, **self.pixels)))
-        blocks = res["parsing_res_list"]
-        return "\n".join(getattr(b, "content", None) or b.get("block_content", "")
-                         if isinstance(b, dict) else b.content for b in blocks)
+        return self.parse([req.image], req.prompt)[0]
+
+    def many(self, reqs: list[Request]) -> list[tuple[str, str | None]]:
+        """One pipeline call, so the requests reach the server together; if one fails
+        the call fails whole, and the chunk is redone one by one to find which."""
+        try:
+            return [(p, None) for p in self.parse([r.image for r in reqs], reqs[0].prompt)]
+        except ServerUnreachable:
+            raise
+        except Exception:
+            return one_by_one(self, reqs)
+
+
+def one_by_one(predictor, reqs: list[Request]) -> list[tuple[str, str | None]]:
+    out = []
+    for req in reqs:
+        try:
+            out.append((predictor(req), None))
+        except ServerUnreachable:
+            raise
+        except Exception as e:  # one bad sample must not end a long run
+            out.append(("", f"{type(e).__name__}: {e}"))
+    return out
+
+
+def chunks(reqs: Iterator[Request], size: int) -> Iterator[list[Request]]:
+    """Consecutive requests with one prompt, at most `size`: rows keep input order."""
+    chunk: list[Request] = []
+    for req in reqs:
+        if chunk and (len(chunk) == size or req.prompt != chunk[0].prompt):
+            yield chunk
+            chunk = []
+        chunk.append(req)
+    if chunk:
+        yield chunk
+
+
+def open_predictor(model_dir: Path | None, via: str, backend: str, server_url: str | None,
+                   concurrency: int, max_new_tokens: int):
+    from erniekit_ext.bridge.generate import is_bridge_model
+
+    if backend != "native":
+        problem = server_problem(server_url)
+        if problem:
+            raise ServerUnreachable("--server-url", f"cannot reach {server_url} ({problem})")
+        return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency)
+    if model_dir is None:
+        raise UserError("MODEL", "a model folder is required unless --backend names a server")
+    if is_bridge_model(model_dir):
+        if via != "native":
+            raise UserError("--via", f"{model_dir} is a PyTorch-bridge model, which the "
+                                     "doc_parser pipeline cannot serve; use --via native")
+        return BridgePredictor(model_dir, max_new_tokens)
+    if via == "native":
+        return NativePredictor(model_dir, max_new_tokens)
+    return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency)
 
 
 def done_ids(out: Path) -> set[str]:
@@ -130,32 +243,38 @@ def predict_file(model_dir: Path | None, data: Path, out: Path, *, via: str = "n
     image_root = Path(image_root) if image_root else data.parent
     if backend != "native" and not server_url:
         raise UserError("--server-url", f"backend {backend} needs the server's URL")
-    if via == "native" and backend != "native":
-        via = "doc-parser"  # remote backends are reached through the pipeline
-    predictor = (NativePredictor(model_dir, max_new_tokens) if via == "native" else
-                 DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency))
+    predictor = open_predictor(model_dir, via, backend, server_url, concurrency, max_new_tokens)
     skip = done_ids(out)
     counts = {"predicted": 0, "errors": 0, "skipped": 0}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a", encoding="utf-8") as f:
+
+    def pending() -> Iterator[Request]:
         total = sum(1 for _ in iter_lines(data))  # a count for the bar; requests still stream
         for req in tqdm(requests_from(data, image_root), total=total, desc="infer",
                         disable=not progress):
             if req.id in skip:
                 counts["skipped"] += 1
-                continue
-            prediction, error = "", req.error
-            if error is None:
-                try:
-                    prediction = predictor(req)
-                except Exception as e:  # one bad sample must not end a long run
-                    error = f"{type(e).__name__}: {e}"
-            task = task_for_prompt(req.prompt)
-            f.write(dumps({"id": req.id, "task": task.name if task else None, "prompt": req.prompt,
-                           "image": req.image, "reference": req.reference,
-                           "prediction": prediction, "error": error}) + "\n")
-            f.flush()
-            counts["errors" if error else "predicted"] += 1
+            else:
+                yield req
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(out, "a", encoding="utf-8") as f:
+            for chunk in chunks(pending(), getattr(predictor, "batch", 1)):
+                sendable = [r for r in chunk if r.error is None]
+                many = getattr(predictor, "many", None)
+                answers = iter(many(sendable) if many and len(sendable) > 1
+                               else one_by_one(predictor, sendable))
+                for req in chunk:
+                    prediction, error = ("", req.error) if req.error else next(answers)
+                    task = task_for_prompt(req.prompt)
+                    f.write(dumps({"id": req.id, "task": task.name if task else None,
+                                   "prompt": req.prompt, "image": req.image,
+                                   "reference": req.reference, "prediction": prediction,
+                                   "error": error}) + "\n")
+                    counts["errors" if error else "predicted"] += 1
+                f.flush()
+    finally:
+        getattr(predictor, "close", lambda: None)()
     return counts
 
 
@@ -166,7 +285,7 @@ def add_args(p) -> None:
     p.add_argument("--via", choices=("native", "doc-parser"), default="native")
     p.add_argument("--backend", choices=BACKENDS, default="native")
     p.add_argument("--server-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (server backends)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--image-root", type=Path, help="root for relative image paths (default: the data's folder)")
 
@@ -174,6 +293,8 @@ def add_args(p) -> None:
 def main(args) -> int:
     if args.backend == "native" and args.model is None:
         raise UserError("MODEL", "a model folder is required unless --backend names a server")
+    if args.concurrency < 1:
+        raise UserError("--concurrency", f"must be at least 1, got {args.concurrency}")
     counts = predict_file(args.model, args.data, args.out, via=args.via, backend=args.backend,
                           server_url=args.server_url, concurrency=args.concurrency,
                           max_new_tokens=args.max_new_tokens, image_root=args.image_root,

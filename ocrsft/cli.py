@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("erniekit_ext.train", "plan, check and launch a training run"),
     "export": ("inference.export", "turn a run into a folder paddleocr/paddlex loads"),
     "infer": ("inference.predict", "predict a JSONL set with a model folder"),
+    "parity": ("inference.parity", "check the served prompt ids equal the trained ones"),
     "eval": ("inference.evaluate", "score predictions with the task's metrics"),
     "compare": ("inference.compare", "compare two prediction sets side by side"),
     "tiny-model": ("erniekit_ext.tiny_model", "build a tiny random PaddleOCR-VL folder"),

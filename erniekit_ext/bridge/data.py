@@ -199,12 +199,15 @@ def dataset_paths(spec: str) -> list[Path]:
 
 def examples(paths: Iterable[Path], codec: Codec, max_len: int, tally: Tally,
              image_root: Path | None = None) -> Iterator[Example]:
-    """Stream Examples from the JSONL files; a bad sample goes into the tally, not the run."""
+    """Stream Examples from the JSONL files; a bad sample goes into the tally, not the run.
+
+    Image paths resolve as PaddleFormers resolves them (relative to the JSONL, absolute as
+    written), so converter output trains on both engines alike; `image_root` confines them."""
     for path in paths:
         for line, obj in iter_jsonl(path):
             tally.read += 1
             try:
-                ex = codec.encode(obj, path.parent, Path(image_root or path.parent), max_len)
+                ex = codec.encode(obj, path.parent, Path(image_root or "/"), max_len)
             except SampleError as e:
                 tally.rejects.append({"file": str(path), "line": line, "reason": e.reason})
                 continue

@@ -20,7 +20,7 @@ FREEZE_WORDS = ("freeze_vision", "freeze_llm", "freeze_aligner")   # PaddleForme
 class Settings:
     model_name_or_path: str
     train_dataset_path: str
-    image_root: str | None = None           # default: each JSONL's folder
+    image_root: str | None = None           # confine images here (default: paths as written)
     template: str | None = None             # default: the family's (chatml, paddleocr_vl)
     system_prompt: str | None = None
     max_seq_len: int = 2048
