@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,19 @@ ERNIEKIT_SPELLINGS = {
     "multimodal": "stage: VL-SFT (PaddleFormers needs no multimodal switch)",
     "recompute": "recompute_granularity",
 }
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `5e-4` (no dot) as a string; every recipe author means a number."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
+
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
 
 
 @dataclass
@@ -89,8 +103,8 @@ def load_yaml(path: str | Path, _seen: tuple = ()) -> tuple[dict, dict]:
         raise UserError(str(path), "base: recipes include each other in a loop")
     text = path.read_text(encoding="utf-8")
     try:
-        cfg = yaml.safe_load(text)
-        node = yaml.compose(text)
+        cfg = read_yaml(text)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -117,7 +131,7 @@ def parse_overrides(items) -> dict:
         if not sep or not key.strip():
             raise UserError(item, "overrides are key=value")
         try:
-            parsed = yaml.safe_load(value) if value.strip() else None
+            parsed = read_yaml(value) if value.strip() else None
         except yaml.YAMLError:
             parsed = value
         out[key.strip()] = parsed

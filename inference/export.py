@@ -6,7 +6,11 @@ A paddleformers output folder is not servable as it stands (inference-facts.md):
 3. tensors training never touched (the vision head) are missing;
 4. `generation_config.json` has no EOS and `max_length: 20`;
 5. the tokenizer config must not add a second BOS.
-Each step below fixes one of these, then paddlex itself loads the result. The
+Each step below fixes one of these, then paddlex itself loads the result.
+
+A LoRA run is first merged into its base (erniekit_ext/merge.py), and a
+PyTorch-bridge run (engine: torch) is merged and saved by the bridge
+(erniekit_ext/bridge/merge.py), so `ocrsft export RUN` is one command for all. The
 folder also loads in transformers (`PaddleOCRVLForConditionalGeneration` and
 its processor), which needs the image token named in the tokenizer config.
 """
@@ -80,7 +84,10 @@ def fix_tokenizer_config(out: Path) -> None:
     extra = cfg.get("extra_special_tokens") or {}
     if isinstance(extra, dict) and "image_token" not in extra:
         cfg["extra_special_tokens"] = {**extra, "image_token": IMAGE_TOKEN}
-        path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
+    # The chat template writes <|begin_of_sentence|> and PaddleFormers trains without <s>;
+    # paddlex's tokenizer would prepend one more (trap 5; `ocrsft parity` checks it).
+    cfg["add_bos_token"] = False
+    path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
 
 
 def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
@@ -88,6 +95,22 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise UserError(str(run_dir), "run folder not found")
+    from erniekit_ext.bridge.checkpoint import read_marker
+
+    if read_marker(run_dir) is not None:
+        from erniekit_ext.bridge.merge import export as bridge_export
+
+        return bridge_export(run_dir, out)
+    from erniekit_ext.merge import base_of, is_lora_run, merge_lora
+
+    if is_lora_run(run_dir):
+        import tempfile
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".merging-") as tmp:
+            merged = merge_lora(run_dir, Path(tmp) / "merged", base)
+            print(f"export: merged the LoRA adapter of {run_dir} into its base")
+            return export(merged, out, base or base_of(run_dir), verify)
     base = Path(base) if base else find_base(run_dir)
     if base is None:
         raise UserError("--base", f"cannot tell which base model {run_dir} was trained from; "
@@ -130,6 +153,11 @@ def add_args(p) -> None:
 
 
 def main(args) -> int:
+    from erniekit_ext.bridge.generate import is_bridge_model
+
     out = export(args.run, args.out, args.base, verify=not args.no_verify)
-    print(f"export: wrote {out} (loads in paddlex as {model_folder.PADDLEX_MODEL_NAME})")
+    if is_bridge_model(out):
+        print(f"export: wrote {out} (loads in transformers; `ocrsft infer {out}` generates)")
+    else:
+        print(f"export: wrote {out} (loads in paddlex as {model_folder.PADDLEX_MODEL_NAME})")
     return 0

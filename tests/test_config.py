@@ -90,11 +90,12 @@ def test_bad_yaml_names_file_and_line(tmp_path):
 
 
 def test_values_take_the_types_paddleformers_declares(tmp_path):
-    assert parse_overrides(["a=5e-3", "b=true", "c=x=y", "d="]) == \
-        {"a": "5e-3", "b": True, "c": "x=y", "d": None}
+    # 5e-3 is a number (YAML 1.1 alone would read a string); quoting keeps a string
+    assert parse_overrides(["a=5e-3", "b=true", "c=x=y", "d=", "e='5e-3'"]) == \
+        {"a": 0.005, "b": True, "c": "x=y", "d": None, "e": "5e-3"}
     r = resolve(recipe(tmp_path, "fine_tuning: full\nlearning_rate: 5e-6\n"),
                 ["train_dataset_prob=1.0", "do_eval=false", "max_steps=10.0"])
-    assert r.cfg["learning_rate"] == 5e-6           # YAML 1.1 reads 5e-6 as a string
+    assert r.cfg["learning_rate"] == 5e-6           # in the file, too
     assert r.cfg["train_dataset_prob"] == "1.0"     # a string field stays a string
     assert r.cfg["do_eval"] is False and r.cfg["max_steps"] == 10
     with pytest.raises(UserError, match="override max_steps=2.5: .*whole number"):

@@ -127,6 +127,14 @@ def test_lora_trains_merges_and_matches_the_adapter(tiny_model, icdar_words, tmp
     image = Path(json.loads((icdar_words / "val.jsonl").read_text().splitlines()[0])
                  ["image_info"][0]["image_url"])
     assert logit_gap(tiny_model, out, merged, image) < 1e-5
+    # `ocrsft export RUN` is the user's one command: it merges, then makes the folder servable.
+    res = subprocess.run([sys.executable, "-m", "ocrsft", "export", str(out), "-o",
+                          str(tmp_path / "export")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "merged the LoRA adapter" in res.stdout and "loads in paddlex" in res.stdout
+    served, ours = weights(tmp_path / "export"), weights(merged)
+    assert all((served[k] == v).all() for k, v in ours.items() if k in served)
+    assert not list(tmp_path.glob(".merging-*"))
 
 
 def test_packing_trains_with_the_vision_side_frozen(tiny_model, icdar_words, tmp_path):

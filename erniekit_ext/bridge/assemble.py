@@ -62,9 +62,13 @@ def llava(language_model: Path, vision_model: Path, out_dir: Path, seed: int = 0
                             image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
                             vision_feature_select_strategy=strategy, vision_feature_layer=-2)
     model = tf.LlavaForConditionalGeneration(config)  # the projector stays freshly initialised
+    tower = model.model.vision_tower
+    if not any(k.startswith("vision_model.") for k in tower.state_dict()):
+        # Some vision classes (Chinese-CLIP's under transformers 5) are the bare transformer.
+        vision_weights = {k.removeprefix("vision_model."): v for k, v in vision_weights.items()}
     model.model.language_model.load_state_dict(lm.model.state_dict())
     model.lm_head.load_state_dict(lm.lm_head.state_dict())
-    missing, unexpected = model.model.vision_tower.load_state_dict(vision_weights, strict=False)
+    missing, unexpected = tower.load_state_dict(vision_weights, strict=False)
     if unexpected or [m for m in missing if "position_ids" not in m]:
         raise UserError(str(vision_model), f"vision weights do not fit {type(vcfg).__name__}: "
                                            f"missing {missing[:3]}, unexpected {unexpected[:3]}")
