@@ -244,6 +244,12 @@ def load_processor(model_dir: Path, fam: Family):
 def load_model(model_dir: Path, fam: Family, dtype=None, quantization_config=None):
     import torch
 
+    if fam.name == "paddleocr_vl" and "text_config" not in read_config(model_dir):
+        # transformers would fill the LM keys PaddleFormers left out with its own defaults
+        # (rms_norm_eps 1e-5, not 1e-6), and its processor wants the image token named.
+        raise UserError(str(model_dir), "is a PaddleFormers folder; convert it first: python -m "
+                                        "erniekit_ext.bridge.paddle_cross to-torch SRC DST")
+
     kwargs = dict(dtype=dtype or torch.float32)
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
