@@ -6,7 +6,8 @@ seen, which is what users do: take a reader and fine-tune it to their script.
 
   render domain-B lines -> convert (paddleocr-rec) -> plan -> held-out CER of the
   base via `paddleocr doc_parser` -> train (configs/paddleocr_vl/demo_cpu.yaml)
-  -> export -> held-out CER again -> loss curve + TensorBoard
+  -> export -> parity (trained vs served token ids) -> held-out CER again
+  -> loss curve + TensorBoard
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def main(args) -> int:
     from erniekit_ext.plan import plan_for
     from erniekit_ext.tiny_model import build_tiny_model
     from inference.export import export
+    from inference.parity import check as parity
     from ocrsft.pretrain_tiny import CHARSET
 
     clock = steps.Stopwatch()
@@ -59,6 +61,10 @@ def main(args) -> int:
     steps.train(cfg, ours, run)
     clock.mark("train")
     model = export(run, out / "model", base=base)
+    same = parity(model, held, samples=8)
+    steps.say(f"parity: {same['compared']} samples, "
+              + ("identical token ids trained and served" if not same["differ"] else
+                 f"{same['differ']} DIFFER; first {same['first']}"))
     after = steps.heldout_cer(model, held, out / "pred_after.jsonl")
     clock.mark("after")
 

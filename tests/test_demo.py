@@ -16,6 +16,7 @@ def test_demo_runs_the_whole_pipeline(tiny_model, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     text = res.stdout
     assert "converted 24, rejected 0" in text and "max_steps" in text
+    assert "parity: 3 samples, identical token ids trained and served" in text
     m = re.search(r"CER .*: (\d+\.\d+) before -> (\d+\.\d+) after", text)
     assert m, text[-2000:]
     assert (out / "loss.png").stat().st_size > 1000
