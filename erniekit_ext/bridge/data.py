@@ -192,11 +192,6 @@ class Tally:
         write_json(path, {**self.as_dict(), "rejects": self.rejects})
 
 
-def dataset_paths(spec: str) -> list[Path]:
-    """ERNIEKit's `train_dataset_path` may list several files, comma-separated."""
-    return [Path(p.strip()) for p in str(spec).split(",") if p.strip()]
-
-
 def examples(paths: Iterable[Path], codec: Codec, max_len: int, tally: Tally,
              image_root: Path | None = None) -> Iterator[Example]:
     """Stream Examples from the JSONL files; a bad sample goes into the tally, not the run.

@@ -14,7 +14,8 @@ from pathlib import Path
 from converters.errors import UserError
 from converters.jsonl import write_json
 from erniekit_ext.bridge import checkpoint, families
-from erniekit_ext.bridge.data import Codec, Tally, collate, dataset_paths, examples
+from erniekit_ext.bridge.data import Codec, Tally, collate, examples
+from erniekit_ext.plan import dataset_paths
 from erniekit_ext.bridge.generate import META
 from erniekit_ext.bridge.runtime import isolated
 

@@ -21,7 +21,8 @@ import yaml
 from converters.errors import UserError
 from converters.jsonl import iter_lines
 from erniekit_ext.bridge import checkpoint, families, quant
-from erniekit_ext.bridge.data import Codec, Tally, collate, dataset_paths, examples, length_grouped
+from erniekit_ext.bridge.data import Codec, Tally, collate, examples, length_grouped
+from erniekit_ext.plan import dataset_paths
 from erniekit_ext.bridge.runtime import isolated
 from erniekit_ext.bridge.settings import Settings
 

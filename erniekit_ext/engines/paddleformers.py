@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from erniekit_ext import compat
+from erniekit_ext.plan import dataset_paths
 
 def last_checkpoint(output_dir: Path) -> Path | None:
     ckpts = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
@@ -80,8 +81,8 @@ def absolute_paths(cfg: dict) -> dict:
 
 def data_dir(cfg: dict) -> Path:
     """ERNIEKit image paths are relative to their JSONL; the trainer reads them from here."""
-    first = dataset_first(cfg.get("train_dataset_path"))
-    return Path(first).parent if first else Path.cwd()
+    paths = dataset_paths(cfg.get("train_dataset_path"))
+    return paths[0].parent if paths else Path.cwd()
 
 
 def generation_eval(cfg: dict, samples: int, max_new_tokens: int) -> dict | None:
@@ -92,12 +93,8 @@ def generation_eval(cfg: dict, samples: int, max_new_tokens: int) -> dict | None
         return None
     # Absolute now: the trainer runs from the data's folder (data_dir).
     return {"model_dir": str(Path(cfg["model_name_or_path"]).resolve()),
-            "data": str(Path(dataset_first(cfg.get("eval_dataset_path"))).resolve()), "samples": samples,
+            "data": str(dataset_paths(cfg.get("eval_dataset_path"))[0].resolve()), "samples": samples,
             "max_new_tokens": max_new_tokens}
-
-
-def dataset_first(value) -> str:
-    return str(value or "").split(",")[0]
 
 
 def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = True,
