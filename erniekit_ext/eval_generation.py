@@ -37,7 +37,7 @@ class GenerationEval:
         self.eos = self.processor.tokenizer.convert_tokens_to_ids("</s>")
         self.max_new_tokens = max_new_tokens
         self.log = Path(log) if log else None
-        self.items = []  # (id, prompt text, RGB image, reference), decoded once
+        self.items = []  # (id, model inputs, reference): processed once, decoded every evaluation
         # Root "/": the trainer reads these paths as written, absolute or relative to the
         # JSONL, so decoding reads the very images the eval loss is computed on.
         for req in requests_from(Path(data), Path("/")):
@@ -48,7 +48,9 @@ class GenerationEval:
             if not req.image:
                 continue
             with Image.open(req.image) as im:
-                self.items.append((req.id, self.frame(req.prompt), im.convert("RGB"), req.reference))
+                inputs = self.processor(text=[self.frame(req.prompt)], images=[im.convert("RGB")],
+                                        return_tensors="pd")
+            self.items.append((req.id, inputs, req.reference))
 
     def frame(self, prompt: str) -> str:
         turn = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
@@ -59,23 +61,24 @@ class GenerationEval:
 
         was_training = model.training
         model.eval()
-        rows, said_all = [], []
+        rows, read = [], []
         try:
             with paddle.no_grad():
-                for sid, text, image, reference in self.items:
-                    inputs = self.processor(text=[text], images=[image], return_tensors="pd")
+                for sid, inputs, reference in self.items:
                     out = model.generate(**inputs, max_new_tokens=self.max_new_tokens,
                                          do_sample=False, eos_token_id=self.eos)
                     ids = out[0] if isinstance(out, (tuple, list)) else out  # paddle: (ids, scores)
-                    said = self.processor.tokenizer.decode(ids[0].tolist(), skip_special_tokens=True)
-                    rows.append(score(said.strip(), reference))
-                    said_all.append({"step": step, "id": sid, "reference": reference,
-                                     "prediction": said.strip(), "cer": rows[-1]["cer"]})
+                    said = self.processor.tokenizer.decode(ids[0].tolist(), skip_special_tokens=True).strip()
+                    rows.append(score(said, reference))
+                    read.append({"step": step, "id": sid, "reference": reference,
+                                 "prediction": said, "cer": rows[-1]["cer"]})
         finally:
             if was_training:  # LoRAModel.train() takes no mode argument
                 model.train()
         if self.log:
             with open(self.log, "a", encoding="utf-8") as f:
-                f.writelines(dumps(r) + "\n" for r in said_all)
-        agg = aggregate(rows) if rows else {}
-        return {"cer": agg["cer"], "exact_match": agg["exact_match"]} if agg else {}
+                f.writelines(dumps(r) + "\n" for r in read)
+        if not rows:
+            return {}
+        agg = aggregate(rows)
+        return {"cer": agg["cer"], "exact_match": agg["exact_match"]}
