@@ -143,6 +143,7 @@ def big_rec_labels(tmp_path: Path, shared_data: Path, n: int) -> Path:
     return lab
 
 
+@pytest.mark.slow
 def test_kill_and_rerun_gives_identical_output(shared_data, tmp_path):
     lab = big_rec_labels(tmp_path, shared_data, 20000)
     cmd = [sys.executable, "-m", "ocrsft", "convert", "paddleocr-rec", str(lab),

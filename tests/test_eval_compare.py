@@ -37,6 +37,7 @@ def eval_cli(*args):
     return subprocess.run([sys.executable, "-m", "ocrsft", "eval", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_scores_and_report(shared_data, tmp_path):
     p = preds(shared_data, tmp_path, "p.jsonl", lambda i, r: r if i % 2 else r[:-1])
     rows = score_rows(p)
@@ -64,6 +65,7 @@ def test_error_rows_count_as_failures(shared_data, tmp_path):
     assert m["errors"] == 1 and m["exact_match"] == pytest.approx(1 - 1 / len(lines))
 
 
+@pytest.mark.slow
 def test_ocr_normalisation_flags(shared_data, tmp_path):
     refs = [l.split("\t", 1)[1] for l in (shared_data / "paddleocr_rec/rec_gt_test.txt").read_text().splitlines()]
     assert not any(" " in r for r in refs)
@@ -158,6 +160,7 @@ def mixed(requests, path, damaged=damage):
     return path
 
 
+@pytest.mark.slow
 def test_mixed_file_scores_each_family_by_hand(requests, tmp_path):
     p = mixed(requests, tmp_path / "mixed.jsonl")
     res = eval_cli(p, "-o", tmp_path / "ev")
@@ -177,6 +180,7 @@ def test_mixed_file_scores_each_family_by_hand(requests, tmp_path):
     assert m["det"]["pred_boxes"] == n_boxes - 1
 
 
+@pytest.mark.slow
 def test_mixed_report_has_a_section_histogram_and_thumbnails_per_family(requests, tmp_path):
     from PIL import Image
 

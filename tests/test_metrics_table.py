@@ -20,6 +20,7 @@ def golden(shared_data):
     return g, gt, pred, expected, single
 
 
+@pytest.mark.slow
 def test_teds_reproduces_the_official_demo_exactly(shared_data):
     _, gt, pred, expected, single = golden(shared_data)
     assert len(expected["scores"]) == 20
@@ -28,6 +29,7 @@ def test_teds_reproduces_the_official_demo_exactly(shared_data):
     assert teds(single["pred"], single["true"]) == 0.9781765018607124 == expected["single_demo"]["score"]
 
 
+@pytest.mark.slow
 def test_teds_s_matches_the_official_algorithm(shared_data):
     from bench.eval import official_teds as official  # bench's plain restatement of src/metric.py
 

@@ -18,21 +18,8 @@ import pytest
 import yaml
 
 from erniekit_ext.monitor import read_scalars
-from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl" / "cpu_tiny.yaml"
-
-
-@pytest.fixture(scope="session")
-def icdar_words(shared_data, tmp_path_factory) -> Path:
-    """ICDAR2015 word crops converted like a user's data: train.jsonl (21) and val.jsonl (8)."""
-    from converters.run import convert
-
-    src, out = shared_data / "paddleocr_rec", tmp_path_factory.mktemp("icdar")
-    for labels, name in (("rec_gt_test.txt", "train"), ("rec_gt_train.txt", "val")):
-        convert("paddleocr-rec", [src / labels], out / f"{name}.jsonl", image_root=src,
-                absolute_paths=True)
-    return out
 
 
 def train(model, words, out, *overrides, flags=(), wait=True):
