@@ -81,6 +81,13 @@ def test_ocr_normalisation_flags(shared_data, tmp_path):
     assert m["normalisation"] == {"spaces": "remove", "ignore_case": True, "alnum_only": False}
     res = eval_cli(p, "--paddleocr", "--spaces", "keep")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--spaces" in res.stderr
+    # --paddleocr-filter: RecMetric's is_filter (ASCII letters and digits, lowercased)
+    p = preds(shared_data, tmp_path, "f.jsonl", lambda i, r: r.upper() + "!" if i == 0 else r)
+    assert eval_cli(p, "--paddleocr-filter", "-o", tmp_path / "d").returncode == 0
+    m = json.loads((tmp_path / "d" / "metrics.json").read_text())["ocr"]
+    assert (m["exact_match"], m["normalisation"]["alnum_only"]) == (1.0, True)
+    res = eval_cli(p, "--chart-lenient", "pipes")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "unknown chart leniency" in res.stderr
 
 
 def test_compare_lists_fixed_and_broken(shared_data, tmp_path):
@@ -180,6 +187,8 @@ def test_mixed_file_scores_each_family_by_hand(requests, tmp_path):
     assert m["table"]["teds"] == pytest.approx((junk + sum(v[0] for v in official)) / 15, abs=1e-9)
     assert m["table"]["teds_s"] == pytest.approx((junk + sum(v[1] for v in official)) / 15, abs=1e-9)
     assert (m["formula"]["exact_match"], m["formula"]["token_ned"]) == (19 / 20, 1 / 20)
+    assert m["table"]["options"] == {"strict_official": False} and m["kie"]["options"] == {"normalisation": "casefold"}
+    assert m["chart"]["options"] == {"outer_pipes": False, "rule_rows": False, "thousands": False, "number_theta": 0.1}
     assert m["chart"]["rms_f1"] == pytest.approx(11 / 12, abs=1e-12) and m["chart"]["relaxed_acc"] == 11 / 12
     assert m["kie"]["anls"] == pytest.approx((5 + 0.95) / 6, abs=1e-12) and m["kie"]["field_f1"] == 23 / 24
     n_boxes = m["det"]["ref_boxes"]
