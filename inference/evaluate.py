@@ -17,7 +17,10 @@ Scoring options (`Scoring`; the defaults are each reference implementation's own
 - table: `--strict-official` (a bare `<table>` HTML answer scores the official 0;
   by default it is wrapped in `<html><body>` first);
 - KIE: `--kie-norm casefold|docvqa` (default casefold: casefolded, whitespace runs
-  collapsed; docvqa: lowercased only, as DocVQA's ANLS).
+  collapsed; docvqa: lowercased only, as DocVQA's ANLS);
+- `--normalize omnidocbench`: OmniDocBench's normalisation of text (ocr family),
+  formulas (adds its `edit_dist`) and tables (TEDS on its normalised HTML), see
+  inference/metrics/omnidocbench.py.
 
 Writes, into DIR (default PRED's stem + `_eval`): `per_sample.jsonl`,
 `metrics.json` keyed by family (`{"ocr": {"samples": …, "cer": …}, "kie": {…}}`,
@@ -34,7 +37,7 @@ from pathlib import Path
 from converters.errors import UserError
 from converters.jsonl import AtomicWriter, dumps, iter_jsonl, write_json
 from converters.tasks import TASKS, task_for_prompt
-from inference.metrics import chart, det, formula, kie, ocr, table
+from inference.metrics import chart, det, formula, kie, ocr, omnidocbench, table
 from inference.metrics.chart import ChartOptions
 from inference.metrics.ocr import Norm
 
@@ -50,20 +53,28 @@ class Scoring:
     chart: ChartOptions = ChartOptions()
     table_strict: bool = False   # a bare <table> HTML answer scores the official 0
     kie_norm: str = kie.DEFAULT_NORM
+    omnidocbench: bool = False   # OmniDocBench's text, formula and table normalisation
 
     def describe(self) -> dict:
-        return {"ocr": self.ocr.describe(), "chart": dataclasses.asdict(self.chart),
-                "table": {"strict_official": self.table_strict}, "kie": {"normalisation": self.kie_norm}}
+        omni = {"normalize": "omnidocbench"} if self.omnidocbench else {}
+        return {"ocr": self.ocr.describe() | omni, "chart": dataclasses.asdict(self.chart),
+                "table": {"strict_official": self.table_strict} | omni, "formula": omni,
+                "kie": {"normalisation": self.kie_norm}}
 
 
 def score_one(family: str, pred: str, ref: str, row: dict, scoring: Scoring) -> dict:
     if family == "ocr":
+        if scoring.omnidocbench:
+            pred, ref = omnidocbench.text(pred), omnidocbench.text(ref)
         return ocr.score(pred, ref, scoring.ocr)
+    if family == "formula":
+        return formula.score(pred, ref, omnidocbench=scoring.omnidocbench)
     if family == "chart":
         return chart.score(pred, ref, scoring.chart)
     if family == "table":
         html = row.get("reference_html")
-        return table.score(pred, ref, html if isinstance(html, str) else None, strict=scoring.table_strict)
+        return table.score(pred, ref, html if isinstance(html, str) else None, strict=scoring.table_strict,
+                           omnidocbench=scoring.omnidocbench)
     if family == "kie":
         return kie.score(pred, ref, norm=scoring.kie_norm)
     return FAMILIES[family].score(pred, ref)
@@ -230,6 +241,10 @@ def add_norm_args(p) -> None:
     p.add_argument("--strict-official", action="store_true",
                    help="table: a bare <table> HTML answer scores 0, as PubTabNet's official code scores it "
                         "(default: it is wrapped in <html><body>)")
+    p.add_argument("--normalize", choices=["none", "omnidocbench"], default="none",
+                   help="text, formula, table: OmniDocBench's normalisation before scoring (text: only "
+                        "letters, digits and CJK kept; formula: adds edit_dist; table: TEDS on its "
+                        "normalised HTML), to compare with numbers reported on OmniDocBench")
     p.add_argument("--kie-norm", choices=list(kie.NORMS), default=kie.DEFAULT_NORM,
                    help="KIE: casefold with whitespace runs collapsed (default), or docvqa: lowercase only")
 
@@ -245,7 +260,8 @@ def norm_of(args) -> Scoring:
         lenient = ChartOptions.lenient(args.chart_lenient.split(","))
     except ValueError as e:
         raise UserError("--chart-lenient", str(e)) from None
-    return Scoring(ocr=norm, chart=lenient, table_strict=args.strict_official, kie_norm=args.kie_norm)
+    return Scoring(ocr=norm, chart=lenient, table_strict=args.strict_official, kie_norm=args.kie_norm,
+                   omnidocbench=args.normalize == "omnidocbench")
 
 
 def rounded(obj):
@@ -259,9 +275,10 @@ def main(args) -> int:
     rows = score_rows(args.pred, args.task, scoring)
     metrics = by_family(rows)
     options = scoring.describe()
-    for family in ("ocr", "chart", "table", "kie"):
+    for family in ("ocr", "chart", "table", "formula", "kie"):
         if family in metrics:
-            metrics[family]["normalisation" if family == "ocr" else "options"] = options[family]
+            if options[family]:
+                metrics[family]["normalisation" if family == "ocr" else "options"] = options[family]
     out = args.out or args.pred.with_name(args.pred.stem + "_eval")
     report = write_report(rows, metrics, out, f"Evaluation of {args.pred.name}")
     print(json.dumps(rounded(metrics)))

@@ -86,6 +86,10 @@ def test_ocr_normalisation_flags(shared_data, tmp_path):
     assert eval_cli(p, "--paddleocr-filter", "-o", tmp_path / "d").returncode == 0
     m = json.loads((tmp_path / "d" / "metrics.json").read_text())["ocr"]
     assert (m["exact_match"], m["normalisation"]["alnum_only"]) == (1.0, True)
+    # --normalize omnidocbench: only letters, digits (and CJK) kept, case kept
+    assert eval_cli(p, "--normalize", "omnidocbench", "-o", tmp_path / "e").returncode == 0
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())["ocr"]
+    assert m["normalisation"]["normalize"] == "omnidocbench" and m["exact_match"] == 1.0  # "JOINT!": "!" dropped
     res = eval_cli(p, "--chart-lenient", "pipes")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "unknown chart leniency" in res.stderr
 

@@ -47,6 +47,7 @@ from lxml import etree, html
 from rapidfuzz.distance import Levenshtein
 
 from converters.otsl import html_to_otsl, otsl_to_html
+from inference.metrics.omnidocbench import table as normalized_table
 
 MAIN, LOWER_IS_BETTER = "teds", False
 FALLBACK_MAIN = "teds_otsl"  # the main score of rows without an HTML reference
@@ -196,12 +197,18 @@ def _as_document(answer: str, strict: bool) -> str:
     return f"<html><body>{answer}</body></html>"
 
 
-def score(pred: str, ref: str, ref_html: str | None = None, *, strict: bool = False) -> dict:
+def score(pred: str, ref: str, ref_html: str | None = None, *, strict: bool = False,
+          omnidocbench: bool = False) -> dict:
     """`teds`/`teds_s`: official TEDS against the HTML reference (`ref_html`, else `ref` when it is
-    HTML), only when there is one; `teds_otsl`/`teds_s_otsl`: both sides through OTSL, always."""
+    HTML), only when there is one; `teds_otsl`/`teds_s_otsl`: both sides through OTSL, always.
+    `omnidocbench`: `teds`/`teds_s` on both sides' HTML (OTSL rendered) after OmniDocBench's table
+    normalisation (inference/metrics/omnidocbench.py), as it scores tables."""
     po, ro = otsl_document(_as_otsl(pred)), otsl_document(_as_otsl(ref))
     out = {"teds_otsl": teds(po, ro), "teds_s_otsl": teds(po, ro, structure_only=True)}
     html_ref = ref_html or (ref if _is_html(ref) else None)
+    if omnidocbench:
+        p, r = (normalized_table(x if _is_html(x) else otsl_to_html(x)) for x in (pred, html_ref or ref))
+        return {"teds": teds(p, r), "teds_s": teds(p, r, structure_only=True), **out}
     if html_ref:
         p, r = _as_document(pred, strict), _as_document(html_ref, strict)
         out = {"teds": teds(p, r), "teds_s": teds(p, r, structure_only=True), **out}
