@@ -33,6 +33,15 @@ from inference.predict import requests_from
 LOGGED = {"ocr": ("cer", "exact_match"), "kie": ("field_f1", "anls")}  # else the family's main score
 
 
+def logged_names() -> list[str]:
+    """Every name `family_metrics` can log (TensorBoard adds the `eval/` prefix)."""
+    out = []
+    for family, module in FAMILIES.items():
+        keys = LOGGED.get(family) or tuple(k for k in (module.MAIN, getattr(module, "FALLBACK_MAIN", None)) if k)
+        out += [k if family == "ocr" else f"{family}_{k}" for k in keys]
+    return out
+
+
 def family_metrics(rows: list[dict]) -> dict:
     """{"cer": …, "table_teds": …}: each family's aggregate main score over its rows."""
     out = {}

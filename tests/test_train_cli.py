@@ -121,8 +121,9 @@ def test_lora_trains_merges_and_matches_the_adapter(tiny_model, icdar_words, tmp
     val = [json.loads(x) for x in (icdar_words / "val.jsonl").read_text().splitlines()]
     val[1]["text_info"][0]["text"] = "Formula Recognition:"
     (words / "val.jsonl").write_text("".join(json.dumps(v) + "\n" for v in val))
-    train(tiny_model, words, out, "fine_tuning=LoRA", "lora_rank=8", "learning_rate=1e-2",
-          "max_steps=12", "eval_steps=12", "save_strategy=no", "freeze_config=freeze_vision")
+    stdout = train(tiny_model, words, out, "fine_tuning=LoRA", "lora_rank=8", "learning_rate=1e-2",
+                   "max_steps=12", "eval_steps=12", "save_strategy=no", "freeze_config=freeze_vision")
+    assert "train: eval/formula_token_ned" in stdout and "train: eval/cer" in stdout
     loss = losses(out)
     assert len(loss) == 12 and falls(loss), loss
     # LoRA evaluation runs (compat 7), eval loss and each family's decoded score alike
