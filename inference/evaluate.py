@@ -19,7 +19,8 @@ Scoring options (`Scoring`; the defaults are each reference implementation's own
 - KIE: `--kie-norm casefold|docvqa` (default casefold: casefolded, whitespace runs
   collapsed; docvqa: lowercased only, as DocVQA's ANLS);
 - `--normalize omnidocbench`: OmniDocBench's normalisation of text (ocr family),
-  formulas (adds its `edit_dist`) and tables (TEDS on its normalised HTML), see
+  formulas (adds its `edit_dist`) and tables (TEDS on its normalised HTML, which
+  rewraps every table, so `--strict-official` has no effect there), see
   inference/metrics/omnidocbench.py.
 
 Writes, into DIR (default PRED's stem + `_eval`): `per_sample.jsonl`,
