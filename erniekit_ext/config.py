@@ -37,7 +37,7 @@ OCRSFT_KEYS = {
     "scale": ("keep-batch", "when gpus != recipe_gpus: keep-batch (keep G*B*A) or scale-lr"),
     "ocr_augmentation": (True, "the paddleocr_vl template's random image augmentation"),
     "eval_generation_samples": (0, "decode this many eval samples at each evaluation and log "
-                                   "eval/cer (0: off)"),
+                                   "each task family's main score, eval/cer for OCR (0: off)"),
     "eval_generation_max_new_tokens": (64, "the decoding budget of eval_generation_samples"),
 }
 

@@ -20,6 +20,7 @@ that pipeline, up to `--concurrency` consecutive same-prompt samples at once
 
 Output rows (one per input sample, in input order):
     {"id", "task", "prompt", "image", "reference", "prediction", "error"}
+plus "reference_html" when the sample carries its table's source HTML (for official TEDS).
 A sample that fails (corrupt image, model error) becomes a row with `error`
 set; the run goes on. Rows already in the output are skipped on a rerun.
 """
@@ -50,6 +51,7 @@ class Request:
     image: str | None
     reference: str
     error: str | None = None
+    reference_html: str | None = None  # a table sample's source HTML (converters/pubtabnet.py)
 
 
 def requests_from(data: Path, image_root: Path) -> Iterator[Request]:
@@ -60,7 +62,8 @@ def requests_from(data: Path, image_root: Path) -> Iterator[Request]:
         prompt = texts[0].get("text", "")
         reference = texts[1].get("text", "") if len(texts) > 1 else ""
         images = obj.get("image_info") or []
-        req = Request(sid, prompt, None, reference)
+        html = obj.get("reference_html")
+        req = Request(sid, prompt, None, reference, reference_html=html if isinstance(html, str) else None)
         if images:
             try:
                 req.image = str(resolve_image(images[0].get("image_url", ""), image_root,
@@ -270,7 +273,9 @@ def predict_file(model_dir: Path | None, data: Path, out: Path, *, via: str = "n
                     f.write(dumps({"id": req.id, "task": task.name if task else None,
                                    "prompt": req.prompt, "image": req.image,
                                    "reference": req.reference, "prediction": prediction,
-                                   "error": error}) + "\n")
+                                   "error": error}
+                                  | ({"reference_html": req.reference_html} if req.reference_html else {}))
+                            + "\n")
                     counts["errors" if error else "predicted"] += 1
                 f.flush()
     finally:
