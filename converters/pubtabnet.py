@@ -1,16 +1,18 @@
-"""`pubtabnet`: PubTabNet JSONL (structure tokens + cells) -> table recognition in OTSL.
+r"""`pubtabnet`: PubTabNet JSONL (structure tokens + cells) -> table recognition in OTSL.
 
-    input (pubtabnet/examples/PubTabNet_Examples.jsonl, shortened to a 2x2 corner of one table):
+    input (pubtabnet/examples/PubTabNet_Examples.jsonl, the first table's top-left 2x2 corner):
         {"filename": "PMC4840965_004_00.png", "split": "train", "imgid": 0,
          "html": {"structure": {"tokens": ["<thead>", "<tr>", "<td>", "</td>", "<td>", "</td>", "</tr>", "</thead>",
                                            "<tbody>", "<tr>", "<td>", "</td>", "<td>", "</td>", "</tr>", "</tbody>"]},
                   "cells": [{"tokens": ["<b>", "V", "a", "r", "</b>"]}, {"tokens": ["H", "R"]},
                             {"tokens": ["A", "g", "e"]}, {"tokens": []}]}}
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "PMC4840965_004_00.png"}],
-         "text_info": [{"text": "Table Recognition:", "tag": "mask"},
-                       {"text": "<fcel>Var<fcel>HR<nl><fcel>Age<ecel><nl>", "tag": "no_mask"}],
-         "reference_html": "<html><body><table><thead><tr><td><b>Var</b></td>...</table></body></html>"}
+
+    >>> from converters.registry import example
+    >>> example("pubtabnet", SHARED / "pubtabnet/examples/PubTabNet_Examples.jsonl")
+    {"image_info": [{"matched_text_index": 0, "image_url": "PMC4840965_004_00.png"}],
+     "text_info": [{"text": "Table Recognition:", "tag": "mask"},
+                   {"text": "<fcel>Variable<fcel>Hazard ratio<fcel>95 % CI<fcel>p value*<nl><fcel>Age (median)<ecel><ecel><fcel>0.716<nl>...", "tag": "no_mask"}],
+     "reference_html": "<html><body><table><thead><tr><td><b>Variable</b></td>...</table></body></html>"}
 
 The cells fill the structure in order (after each `<td>`, or after the `>`
 that closes `<td colspan="2"`); single-character tokens are HTML-escaped and
