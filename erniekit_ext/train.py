@@ -124,7 +124,7 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
     elif recipe.engine == "erniekit":
         from erniekit_ext.engines.erniekit import launch
 
-        launch(cfg, out, resume=resume)
+        launch(cfg, out, resume=resume, where=recipe.where, timeout_s=recipe.ours["erniekit_timeout_s"])
     else:
         from erniekit_ext.engines.paddleformers import generation_eval, launch
 
