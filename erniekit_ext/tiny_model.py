@@ -26,8 +26,9 @@ SPECIAL_TOKENS = ("<|begin_of_sentence|>", "<|end_of_sentence|>", "<|IMAGE_START
                   "<|IMAGE_END|>", "<|IMAGE_PLACEHOLDER|>", "<|video_pad|>")
 # `--for erniekit`: ERNIE's data processor looks its system-prompt markers up in the
 # vocabulary (data_processor/steps/input_ids_messaging/example_to_feature.py:223)
-# and its workflow freezes the vision head (workflow.py:467), so the model needs one.
-ERNIEKIT_TOKENS = ("<mask:4>", "<mask:5>")
+# and its tokenizer adds <mask:0> (its mask token) when missing; its workflow freezes the
+# vision head (workflow.py:467), so the model needs one.
+ERNIEKIT_TOKENS = ("<mask:0>", "<mask:4>", "<mask:5>")
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,9 @@ def to_erniekit(cfg: dict, *, gpu: bool, known: set[str] | None = None, where=No
     # ocrsft train already refused a non-empty output_dir unless --resume/--overwrite, and
     # wrote its plan there; ERNIEKit's own check would now refuse the plan files.
     out["overwrite_output_dir"] = True
+    # The stage's own TensorBoardCallback always writes to logging_dir; report_to's would
+    # open a second writer there whose event file (same second, same name) clobbers it.
+    out["report_to"] = "none"
     if known is not None:
         for key in out:
             if key not in known:
