@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 import textwrap
 
@@ -195,6 +196,36 @@ def _cpu_trainer_logging() -> None:
     ])
 
 
+DUMP_ENV = "OCRSFT_ERNIEKIT_FIRST_BATCH"
+
+
+def dump_first_batch(path: str) -> None:
+    """Write the first training batch ERNIEKit builds (ids, labels, pixel dtype and
+    range) as JSON to `path`: what the stage really trains on, for `ocrsft parity`
+    and the tests. Opt-in (OCRSFT_ERNIEKIT_FIRST_BATCH); training goes on unchanged."""
+    from paddleformers.trainer import Trainer
+
+    original = Trainer.training_step
+    _expect("inputs" in inspect.signature(original).parameters,
+            "paddleformers' Trainer.training_step no longer takes `inputs`")
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        if not getattr(training_step, "done", False):
+            training_step.done = True
+            images = inputs.get("images")
+            out = {k: inputs[k].numpy().tolist() for k in ("input_ids", "labels") if k in inputs}
+            if images is not None:
+                pixels = images.numpy()
+                out["images"] = {"dtype": str(pixels.dtype), "min": float(pixels.min()),
+                                 "max": float(pixels.max())}
+            with open(path + ".part", "w") as f:
+                json.dump(out, f)
+            os.replace(path + ".part", path)
+        return original(self, model, inputs, *args, **kwargs)
+
+    Trainer.training_step = training_step
+
+
 def apply() -> None:
     """Apply the workarounds this machine needs; call before ERNIEKit parses arguments."""
     global _applied
@@ -208,6 +239,8 @@ def apply() -> None:
         _cpu_masked_nll()
         _cpu_trainer_logging()
     _fix_eager_mask_width()
+    if os.environ.get(DUMP_ENV):
+        dump_first_batch(os.environ[DUMP_ENV])
     _applied = True
 
 

@@ -66,6 +66,8 @@ STAGE_KEYS = {
     "sft_replace_ids": True,     # else the prompt ends in <|end_of_sentence|>, not </s>
     "sft_image_normalize": True,  # else pixels reach the model unscaled (1-214)
     "sft_image_rescale": True,
+    # Read only for the zero image of a sample that fails to load (processor.py:563);
+    # kept as ERNIE's own recipe writes it.
     "image_dtype": "float32",
 }
 
