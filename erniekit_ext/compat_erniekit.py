@@ -286,9 +286,32 @@ def _dist(name: str) -> str | None:
         return None
 
 
+def logits(model_dir: str, inputs: str, out: str) -> None:
+    """ERNIE's own model (what the stage trained) on saved inputs -> logits in `out` (.npz):
+    the reference an export is checked against."""
+    import numpy as np
+    import paddle
+    from ernie.configuration_paddleocr_vl import PaddleOCRVLConfig
+    from ernie.modeling_paddleocr_vl import PaddleOCRVLForConditionalGeneration
+
+    cfg = PaddleOCRVLConfig.from_pretrained(model_dir)
+    cfg.use_cache = False
+    cfg.use_flash_attention = has_gpu()
+    model = PaddleOCRVLForConditionalGeneration.from_pretrained(model_dir, config=cfg, convert_from_hf=True)
+    model.eval()
+    x = {k: paddle.to_tensor(v) for k, v in np.load(inputs).items()}
+    with paddle.no_grad():
+        result = model(**x, return_dict=True).logits.astype("float32").numpy()
+    np.savez(out, logits=result)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["fields"]:
         print(json.dumps(train_fields()))
+        return 0
+    if argv[:1] == ["logits"]:
+        apply()
+        logits(*argv[1:4])
         return 0
     if argv[:1] == ["check"]:
         check_install()

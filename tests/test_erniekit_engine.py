@@ -219,6 +219,35 @@ def test_sft_replace_ids_ends_the_answer_in_eos(step_one, right):
     assert ids[:end] == wrong[:end]
 
 
+def logit_gap(export: Path, run: Path, image: Path, tmp: Path) -> float:
+    """max |logits| between PaddleFormers 1.2 on the export and ERNIE's own model on the
+    run ERNIEKit saved, on one image and the OCR prompt (the same input arrays)."""
+    import numpy as np
+    import paddle
+    from paddleformers.transformers import AutoProcessor
+    from paddleformers.transformers import PaddleOCRVLForConditionalGeneration as Model
+    from PIL import Image
+
+    from erniekit_ext import compat
+    from erniekit_ext.merge import PROBE
+
+    compat.apply()
+    with Image.open(image) as img:
+        x = AutoProcessor.from_pretrained(str(export))(text=[PROBE], images=[img.convert("RGB")],
+                                                       return_tensors="np")
+    x = {k: np.asarray(x[k]) for k in ("input_ids", "pixel_values", "image_grid_thw")}
+    np.savez(tmp / "in.npz", **x)
+    res = subprocess.run([str(engine.erniekit_python()), "-m", "erniekit_ext.compat_erniekit", "logits",
+                          str(run), str(tmp / "in.npz"), str(tmp / "out.npz")],
+                         capture_output=True, text=True, env=engine.erniekit_env(), timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    model = Model.from_pretrained(str(export), convert_from_hf=True, dtype="float32")
+    model.eval()
+    with paddle.no_grad():
+        ours = model(**{k: paddle.to_tensor(v) for k, v in x.items()}, return_dict=True).logits.numpy()
+    return float(np.abs(ours - np.load(tmp / "out.npz")["logits"]).max())
+
+
 @needs_venv
 @pytest.mark.slow
 def test_erniekit_trains_exports_and_serves(ernie_model, digit_lines, step_one, right, tmp_path):  # noqa: F811
@@ -239,6 +268,7 @@ def test_erniekit_trains_exports_and_serves(ernie_model, digit_lines, step_one, 
     assert json.loads((export / "tokenizer_config.json").read_text())["tokenizer_class"] == "LlamaTokenizer"
     assert (export / "chat_template.jinja").is_file() and (export / "inference.yml").is_file()
     assert check(export, digit_lines, samples=4)["differ"] == 0
+    assert logit_gap(export, out, digit_lines.parent / "images" / "000000.png", tmp_path) < 1e-5
     # The ids ERNIEKit trained on (first batch: four copies of line 1) are the ids paddlex serves.
     from inference.predict import requests_from
 
