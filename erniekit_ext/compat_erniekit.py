@@ -256,13 +256,14 @@ def train_fields() -> list[str]:
 def check_install() -> None:
     """Run by `make setup-erniekit`: versions, the packages a PyPI wheel lacks, every patch target."""
     import importlib.util
-    from importlib.metadata import version
 
     for pkg, want in EXPECTED.items():
-        got = version(pkg) if pkg != "paddlepaddle" or importlib.util.find_spec("paddle") is None \
-            else (_dist("paddlepaddle") or _dist("paddlepaddle-gpu") or "missing")
-        if pkg == "paddlepaddle" and got.startswith("3.") and _dist("paddlepaddle") is None:
-            continue  # a GPU image's paddlepaddle-gpu
+        got = _dist(pkg)
+        if pkg == "paddlepaddle" and got is None:
+            # A GPU image's paddlepaddle-gpu (3.x); the CPU patches do not apply there.
+            got = _dist("paddlepaddle-gpu") or "missing"
+            _expect(got.startswith("3."), f"paddlepaddle-gpu is {got}, expected 3.x")
+            continue
         _expect(got == want, f"{pkg} is {got}, expected {want}")
     for module in ("ernie", "data_processor", "erniekit.train.ocr_vl_sft"):
         _expect(importlib.util.find_spec(module) is not None, f"{module} is not importable")
