@@ -157,7 +157,10 @@ def step_one(ernie_model, one_sample, tmp_path_factory) -> dict:
     """One ERNIEKit step with the engine's config (resolved_erniekit.yaml) and one
     PaddleFormers step on the same sample."""
     tmp = tmp_path_factory.mktemp("step1")
-    common = ("max_steps=1", "do_eval=false", "evaluation_strategy=no", "eval_generation_samples=0")
+    # One sample per step: ERNIEKit's micro-steps of one sample differ slightly from
+    # each other (6.4069 over 4 vs 6.4135 for the first), so compare a single one.
+    common = ("max_steps=1", "per_device_train_batch_size=1", "do_eval=false",
+              "evaluation_strategy=no", "eval_generation_samples=0")
     ocrsft_train(ROOT / "configs" / "paddleocr_vl" / "cpu_tiny.yaml", ernie_model, one_sample,
                  tmp / "pf", *common)
     ocrsft_train(RECIPE, ernie_model, one_sample, tmp / "ek", *common)

@@ -19,6 +19,8 @@ the schema of ERNIE's examples/configs/PaddleOCR-VL/sft/run_ocr_vl_sft_16k.yaml:
 
     per_device_train_batch_size: 8      ->  batch_size: 1
     padding_free: true                      packing: true, packing_size: 8, padding: false
+    per_device_train_batch_size: 4      ->  batch_size: 1, gradient_accumulation_steps: 4 x A
+    padding_free: false                     (unpacked, the stage steps one sample at a time)
     fine_tuning: full                   ->  fine_tuning: Full
     bf16: true                          ->  compute_type: bf16 (the stage accepts no fp32)
     _attn_implementation: flashmask     ->  use_flash_attention: true, use_sparse_flash_attn: true
@@ -145,7 +147,11 @@ def to_erniekit(cfg: dict, *, gpu: bool, known: set[str] | None = None, where=No
     if cfg.get("padding_free"):
         out.update(batch_size=1, packing=True, packing_size=batch, padding=False)
     else:
-        out.update(batch_size=batch, packing=False, padding=True)
+        # Unpacked, the stage feeds one sample per micro-step whatever batch_size says
+        # (measured: batch_size 4 gives input_ids of shape [1, L]), so B samples per
+        # optimizer step are B accumulation steps.
+        out.update(batch_size=1, packing=False, padding=True,
+                   gradient_accumulation_steps=batch * cfg.get("gradient_accumulation_steps", 1))
     out.update(stage="OCR-VL-SFT", multimodal=True,
                fine_tuning="LoRA" if str(cfg.get("fine_tuning", "LoRA")).lower() == "lora" else "Full",
                # On CPU compat_erniekit turns bf16 off again: the stage needs a value it accepts.
