@@ -164,6 +164,7 @@ def to_erniekit(cfg: dict, *, gpu: bool, known: set[str] | None = None, where=No
         out.update(dataloader_num_workers=0, distributed_dataloader=False, sharding="",
                    tensor_parallel_degree=1, pipeline_parallel_degree=1)
     out.update(STAGE_KEYS)
+    out.setdefault("convert_from_hf", True)
     out.setdefault("save_to_hf", True)
     # ocrsft train already refused a non-empty output_dir unless --resume/--overwrite, and
     # wrote its plan there; ERNIEKit's own check would now refuse the plan files.
