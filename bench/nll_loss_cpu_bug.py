@@ -74,7 +74,7 @@ def main() -> int:
                if p.exists()]
     ap.add_argument("--python", action="append", help="interpreters to try (default: both venvs)")
     ap.add_argument("--calls", type=int, default=20)
-    ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--timeout", type=float, default=30)
     args = ap.parse_args()
     for py in args.python or default:
         version = subprocess.run([py, "-c", "import paddle; print(paddle.__version__)"],

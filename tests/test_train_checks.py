@@ -104,3 +104,16 @@ def test_erniekit_missing_names_what_a_python_lacks(monkeypatch):
     monkeypatch.delenv("ERNIE_ROOT", raising=False)
     missing = erniekit.missing()
     assert any("`ernie`" in m for m in missing) and any("OCR-VL-SFT" in m for m in missing)
+
+
+def test_erniekit_missing_accepts_a_checkout_on_the_path(monkeypatch):
+    """An editable install of ERNIE maps only `erniekit`; ERNIE_ROOT puts the checkout's root
+    (with `ernie` and `data_processor`) on the path, as ERNIEKit's own CLI does."""
+    import sys
+
+    checkout = Path(__file__).resolve().parents[2] / "shared" / "vendor" / "ERNIE-aef7dbe"
+    if not checkout.is_dir():
+        pytest.skip(f"{checkout} is not here")
+    monkeypatch.setenv("OCRSFT_ERNIEKIT_PYTHON", sys.executable)  # no ERNIE installed in it
+    monkeypatch.setenv("ERNIE_ROOT", str(checkout))
+    assert erniekit.missing() == []
