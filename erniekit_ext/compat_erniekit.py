@@ -274,8 +274,30 @@ def check_install() -> None:
     _expect(callable(getattr(erniekit.launcher, "launch", None))
             and "run_tuner()" in inspect.getsource(erniekit.launcher.launch),
             "erniekit.launcher.launch no longer runs run_tuner for `train`")
-    if not has_gpu():  # the CPU patches were applied; the GPU path leaves these alone
-        _cpu_masked_nll()
+    for name, target in patch_targets().items():
+        _expect(getattr(target, "_ocrsft_patched", False), f"workaround {name} did not apply")
+
+
+def patch_targets() -> dict:
+    """What `apply` replaced on this machine, by workaround (all of them on CPU)."""
+    import erniekit.utils.process as process
+    from ernie.configuration_paddleocr_vl import PaddleOCRVLConfig
+    from ernie.modeling_paddleocr_vl import paddle_cross_entropy_by_hand
+    from ernie.modeling_paddleocr_vl_ernie import Ernie4_5Model
+    from erniekit.hparams.finetuning_args import FinetuningArguments
+    from erniekit.train.ocr_vl_sft.pretraining_trainer import PretrainingTrainer
+
+    targets = {"5 eager mask width": Ernie4_5Model._update_causal_mask}
+    if not has_gpu():
+        parent = next(c for c in FinetuningArguments.__mro__[1:] if "__post_init__" in c.__dict__)
+        targets.update({
+            "2 detect_device": process.detect_device,
+            "3 bf16 off": parent.__post_init__,
+            "4 fuse_rms_norm off": PaddleOCRVLConfig.__init__,
+            "6 masked nll": paddle_cross_entropy_by_hand,
+            "7 trainer logging": PretrainingTrainer._maybe_log_save_evaluate,
+        })
+    return targets
 
 
 def _dist(name: str) -> str | None:
