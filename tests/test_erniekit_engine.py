@@ -168,19 +168,31 @@ def step_one(ernie_model, one_sample, tmp_path_factory) -> dict:
             "config": tmp / "ek" / "resolved_erniekit.yaml", "tmp": tmp}
 
 
-def erniekit_step(step_one: dict, name: str, *overrides) -> tuple[float, dict]:
-    """One ERNIEKit step on the engine's config with `overrides`; (loss, first batch)."""
+def erniekit_run(step_one: dict, name: str, *overrides) -> tuple[Path, subprocess.CompletedProcess]:
+    """One ERNIEKit step on the engine's config with `overrides`."""
     out = step_one["tmp"] / name
     cfg = yaml.safe_load(step_one["config"].read_text())
     cfg.update(output_dir=str(out), logging_dir=str(out / "tensorboard"))
     out.mkdir()
     (out / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     env = {**engine.erniekit_env(), "OCRSFT_ERNIEKIT_FIRST_BATCH": str(out / "batch.json")}
-    res = subprocess.run([str(engine.erniekit_python()), "-m", "erniekit_ext.compat_erniekit", "train",
-                          str(out / "cfg.yaml"), *overrides], capture_output=True, text=True,
-                         env=env, timeout=600, cwd=out)
+    return out, subprocess.run([str(engine.erniekit_python()), "-m", "erniekit_ext.compat_erniekit",
+                                "train", str(out / "cfg.yaml"), *overrides], capture_output=True,
+                               text=True, env=env, timeout=600, cwd=out)
+
+
+def erniekit_step(step_one: dict, name: str, *overrides) -> tuple[float, dict]:
+    """(step-1 loss, first batch) of erniekit_run."""
+    out, res = erniekit_run(step_one, name, *overrides)
     assert res.returncode == 0, res.stderr[-3000:]
     return first_loss(out, "mm_train/loss"), json.loads((out / "batch.json").read_text())
+
+
+@needs_venv
+@pytest.mark.slow
+def test_the_stage_rejects_fp32_compute_type(step_one):
+    _, res = erniekit_run(step_one, "fp32", "compute_type=fp32")
+    assert res.returncode != 0 and "Unknown compute_type: fp32" in res.stderr
 
 
 @needs_venv
