@@ -7,6 +7,9 @@ BIN       := $(VENV)/bin
 OCRSFT    := $(BIN)/ocrsft
 STAMP     := $(VENV)/.ocrsft-setup
 TORCH     := $(VENV)/.ocrsft-setup-torch
+EVENV     ?= .venv-erniekit
+ERNIE     := $(EVENV)/.ocrsft-setup-erniekit
+ERNIE_ROOT ?= ../shared/vendor/ERNIE-aef7dbe
 RUN       ?=
 CONFIG    ?=
 PORT      ?= 6006
@@ -15,7 +18,7 @@ DATA      ?=
 MODEL     ?=
 
 
-.PHONY: help setup setup-torch demo pretrain-tiny test test-fast tiny-model convert validate plan train export \
+.PHONY: help setup setup-torch setup-erniekit demo pretrain-tiny test test-fast tiny-model convert validate plan train export \
         infer parity eval compare tensorboard bench docker-build docker-train docker-infer clean
 
 help:
@@ -34,13 +37,20 @@ $(TORCH): $(STAMP) requirements-torch.lock
 
 setup-torch: $(TORCH) ## add the PyTorch bridge extras (CPU torch, transformers, peft; no torchvision)
 
+$(ERNIE): requirements-erniekit.lock erniekit_ext/install.py erniekit_ext/compat_erniekit.py
+	@test -x $(EVENV)/bin/python || $(PY) -m venv $(EVENV)
+	$(EVENV)/bin/python erniekit_ext/install.py --venv $(EVENV) --extra erniekit --ernie-root $(ERNIE_ROOT)
+	@touch $(ERNIE)
+
+setup-erniekit: $(ERNIE) ## create .venv-erniekit: ERNIEKit's own pins + ERNIE built from ERNIE_ROOT (engine: erniekit)
+
 demo: setup ## the main job: teach a tiny PaddleOCR-VL to read, on CPU, offline
 	$(OCRSFT) demo --out runs/demo
 
 pretrain-tiny: setup ## rebuild the demo's base checkpoint in assets/ (seeded, ~30 min on 2 cores)
 	$(OCRSFT) pretrain-tiny --out runs/pretrain-tiny
 
-test: setup-torch ## run the test suite (tiny models + ../shared/data; the bridge tests need torch)
+test: setup-torch setup-erniekit ## run the test suite (tiny models + ../shared/data; the bridge tests need torch, engine erniekit its venv)
 	$(BIN)/python -m pytest -q tests
 
 test-fast: setup-torch ## every test not marked slow (no training, no paddlex pipeline), in about a minute

@@ -39,6 +39,8 @@ OCRSFT_KEYS = {
     "eval_generation_samples": (0, "decode this many eval samples at each evaluation and log "
                                    "each task family's main score, eval/cer for OCR (0: off)"),
     "eval_generation_max_new_tokens": (64, "the decoding budget of eval_generation_samples"),
+    "erniekit_timeout_s": (86400, "engine erniekit: stop ERNIEKit after this many seconds (it loops "
+                                  "forever on a dataset whose every sample fails)"),
 }
 
 # Keys users bring from ERNIEKit recipes (seed 002) that PaddleFormers spells differently.
@@ -192,6 +194,9 @@ def check_ours(r: Recipe) -> None:
             raise r.fail(key, f"must be a whole number >= {least}, got {v!r}")
     if o["eval_generation_samples"] and evaluates(r.cfg) and not r.cfg.get("eval_dataset_path"):
         raise r.fail("eval_generation_samples", "needs eval_dataset_path (the samples it decodes)")
+    t = o["erniekit_timeout_s"]
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
+        raise r.fail("erniekit_timeout_s", f"must be a number of seconds > 0, got {t!r}")
     if not isinstance(o["ocr_augmentation"], bool):
         raise r.fail("ocr_augmentation", f"must be true or false, got {o['ocr_augmentation']!r}")
 

@@ -5,12 +5,17 @@ yet). The lock is installed with --no-deps because the published pins conflict
 (fast-dataindex wants numpy<=1.26.4, pyarrow 26 refuses numpy<2): resolving
 would either fail or pick a numpy that breaks `datasets`. The lock is the
 tested answer, so the resolver never runs.
+
+`--extra erniekit` builds ERNIEKit's own venv instead (engine: erniekit): its
+lock, then ERNIE itself as a wheel built from a local checkout (`ernie_wheel`).
+The two engines never share a venv: ERNIEKit pins paddleformers 0.4.0.
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,7 +23,14 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCKS = {"core": ROOT / "requirements.lock", "torch": ROOT / "requirements-torch.lock"}
+LOCKS = {"core": ROOT / "requirements.lock", "torch": ROOT / "requirements-torch.lock",
+         "erniekit": ROOT / "requirements-erniekit.lock"}
+# The ERNIE sources ERNIEKit was measured on (see its SOURCE.txt); ERNIE_ROOT overrides.
+DEFAULT_ERNIE_ROOT = ROOT.parent / "shared" / "vendor" / "ERNIE-aef7dbe"
+# What of a checkout goes into the wheel: `ernie` and `data_processor` have no
+# __init__.py, so they are namespace packages and need namespace discovery.
+ERNIE_PACKAGES = ("erniekit", "ernie", "data_processor")
+ERNIE_DATA = ("*.yaml", "*.yml", "*.json", "*.ttf", "*.png", "*.txt", "*.jinja")
 # GUI builds of OpenCV need libGL, which headless machines lack (seed 002's FAQ).
 GUI_OPENCV = ("opencv-python", "opencv-contrib-python")
 # paddlex refuses to build the PaddleOCR-VL pipeline unless a distribution with
@@ -86,6 +98,66 @@ def install_lock(venv: Path, lock: Path, exclude: set[str]) -> None:
     stamp.write_text(digest)
 
 
+def ernie_sources(root: Path) -> list[Path]:
+    missing = [p for p in ERNIE_PACKAGES if not (root / p).is_dir()]
+    if missing:
+        raise SystemExit(f"install: {root}: not an ERNIE checkout (no {', '.join(missing)}/); "
+                         "set ERNIE_ROOT to one")
+    return sorted(f for pkg in ERNIE_PACKAGES for f in (root / pkg).rglob("*")
+                  if f.is_file() and "__pycache__" not in f.parts)
+
+
+def ernie_pyproject(root: Path) -> str:
+    """Our build recipe for a checkout (its setup.py reads a README the snapshot lacks
+    and find_packages drops the namespace packages)."""
+    text = (root / "erniekit" / "version" / "env.py").read_text()
+    version = next((l.split("=")[1].strip().strip('"\'') for l in text.splitlines()
+                    if l.strip().startswith("VERSION")), "0.0.0")
+    include = ", ".join(f'"{p}", "{p}.*"' for p in ERNIE_PACKAGES)
+    data = ", ".join(f'"{d}"' for d in ERNIE_DATA)
+    return (f'[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+            f'[project]\nname = "erniekit"\nversion = "{version}"\n'
+            f'description = "ERNIEKit built by ocrsft from {root}"\n'
+            f'[project.scripts]\nerniekit = "erniekit.cli:main"\n\n'
+            f'[tool.setuptools.packages.find]\nwhere = ["."]\ninclude = [{include}]\nnamespaces = true\n\n'
+            f'[tool.setuptools.package-data]\n"*" = [{data}]\n')
+
+
+def install_ernie(venv: Path, root: Path) -> None:
+    """Build ERNIE into a wheel from a temporary copy of `root` (nothing is written
+    into the checkout, which may be read-only) and install it, offline."""
+    files = ernie_sources(root)
+    h = hashlib.sha256(ernie_pyproject(root).encode())
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    stamp = (venv.parent if venv.is_file() else venv) / ".ernie-wheel.sha256"
+    if stamp.exists() and stamp.read_text() == h.hexdigest():
+        print(f"install: ERNIE from {root} already installed")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dist = Path(tmp) / "src", Path(tmp) / "dist"
+        for f in files:
+            (src / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            (src / f.relative_to(root)).write_bytes(f.read_bytes())
+        if (root / "LICENSE").is_file():
+            (src / "LICENSE").write_bytes((root / "LICENSE").read_bytes())
+        (src / "pyproject.toml").write_text(ernie_pyproject(root))
+        pip(venv, "wheel", "--quiet", "--no-index", "--no-build-isolation", "--no-deps",
+            "-w", str(dist), str(src))
+        wheel = next(dist.glob("erniekit-*.whl"))
+        pip(venv, "install", "--quiet", "--no-deps", "--force-reinstall", str(wheel))
+    stamp.write_text(h.hexdigest())
+
+
+def setup_erniekit(venv: Path, root: Path, exclude: set[str]) -> None:
+    install_lock(venv, LOCKS["erniekit"], exclude)
+    install_ernie(venv, root)
+    # The workarounds of compat_erniekit are checked here once, in that venv.
+    subprocess.run([python(venv), "-c", "import erniekit_ext.compat_erniekit as c; c.check_install()"],
+                   check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    print(f"install: ok ({venv}, ERNIE from {root})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--venv", type=Path, default=ROOT / ".venv",
@@ -93,9 +165,15 @@ def main() -> int:
     ap.add_argument("--extra", choices=sorted(LOCKS), default="core")
     ap.add_argument("--exclude", action="append", default=[],
                     help="a pinned package to leave alone (the Docker image brings paddlepaddle-gpu)")
+    ap.add_argument("--ernie-root", type=Path,
+                    default=Path(os.environ.get("ERNIE_ROOT") or DEFAULT_ERNIE_ROOT),
+                    help="the ERNIE checkout to build ERNIEKit from (--extra erniekit)")
     args = ap.parse_args()
     venv = args.venv if args.venv.is_file() else args.venv.resolve()
     exclude = {e.lower() for e in args.exclude}
+    if args.extra == "erniekit":
+        setup_erniekit(venv, args.ernie_root.resolve(), exclude)
+        return 0
 
     install_lock(venv, LOCKS["core"], exclude)
     if args.extra != "core":

@@ -24,6 +24,11 @@ from erniekit_ext import model_folder
 
 SPECIAL_TOKENS = ("<|begin_of_sentence|>", "<|end_of_sentence|>", "<|IMAGE_START|>",
                   "<|IMAGE_END|>", "<|IMAGE_PLACEHOLDER|>", "<|video_pad|>")
+# `--for erniekit`: ERNIE's data processor looks its system-prompt markers up in the
+# vocabulary (data_processor/steps/input_ids_messaging/example_to_feature.py:223)
+# and its tokenizer adds <mask:0> (its mask token) when missing; its workflow freezes the
+# vision head (workflow.py:467), so the model needs one.
+ERNIEKIT_TOKENS = ("<mask:0>", "<mask:4>", "<mask:5>")
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ def chat_template() -> str:
     )
 
 
-def train_tokenizer(out_dir: Path, charset: str) -> int:
+def train_tokenizer(out_dir: Path, charset: str, extra: tuple[str, ...] = ()) -> int:
     """Train a one-character-per-piece sentencepiece model; return its size."""
     import sentencepiece as spm
 
@@ -89,11 +94,11 @@ def train_tokenizer(out_dir: Path, charset: str) -> int:
         corpus.write_text("\n".join(line[i:] + line[:i] for i in range(len(line))) + "\n")
         spm.SentencePieceTrainer.train(
             input=str(corpus), model_prefix=str(out_dir / "tokenizer"), model_type="unigram",
-            vocab_size=len(chars) + 256 + len(SPECIAL_TOKENS) + 3, hard_vocab_limit=False,
+            vocab_size=len(chars) + 256 + len(SPECIAL_TOKENS + extra) + 3, hard_vocab_limit=False,
             max_sentencepiece_length=1, split_digits=True, byte_fallback=True,
             character_coverage=1.0, normalization_rule_name="identity",
             add_dummy_prefix=False, remove_extra_whitespaces=False, split_by_whitespace=False,
-            user_defined_symbols=list(SPECIAL_TOKENS), unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+            user_defined_symbols=list(SPECIAL_TOKENS + extra), unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
             minloglevel=2,
         )
     (out_dir / "tokenizer.vocab").unlink(missing_ok=True)
@@ -203,14 +208,16 @@ def save_random_weights(config: dict, out_dir: Path, seed: int) -> None:
 
 
 def build_tiny_model(out_dir: str | Path, preset: str = "test", seed: int = 0,
-                     charset: str | None = None) -> Path:
+                     charset: str | None = None, for_engine: str = "paddleformers") -> Path:
     if preset not in PRESETS:
         raise UserError("--preset", f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     p = PRESETS[preset]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vocab_size = train_tokenizer(out_dir, charset or p.charset)
+    ernie = for_engine == "erniekit"
+    vocab_size = train_tokenizer(out_dir, charset or p.charset, ERNIEKIT_TOKENS if ernie else ())
     config = model_config(p, vocab_size, token_ids(out_dir))
+    config["vision_config"]["vision_use_head"] = ernie
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     for name, obj in processor_files(p).items():
         (out_dir / name).write_text(json.dumps(obj, indent=2) + "\n")
@@ -229,6 +236,9 @@ def add_args(p) -> None:
                    "qwen2-vl, qwen2.5-vl (needs `make setup-torch`)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--charset", help="characters the tokenizer must cover (default: the preset's)")
+    p.add_argument("--for", dest="for_engine", default="paddleformers",
+                   choices=("paddleformers", "erniekit"),
+                   help="erniekit: add ERNIE's special tokens and the vision head its stage needs")
 
 
 def main(args) -> int:
@@ -241,7 +251,7 @@ def main(args) -> int:
         print(f"tiny-model: wrote {out} ({sum(1 for _ in out.iterdir())} files, "
               f"family {args.family})")
         return 0
-    out = build_tiny_model(args.out, args.preset, args.seed, args.charset)
+    out = build_tiny_model(args.out, args.preset, args.seed, args.charset, args.for_engine)
     n = sum(1 for _ in out.iterdir())
     print(f"tiny-model: wrote {out} ({n} files, preset {args.preset})")
     return 0

@@ -77,8 +77,10 @@ def report(cfg: dict, plan: Plan, out: Path) -> None:
     from erniekit_ext.monitor import plot_loss, read_scalars
 
     logdir = cfg["logging_dir"]
-    png = plot_loss(logdir, out / "loss.png")
-    loss = read_scalars(logdir, "train/loss")
+    # ERNIEKit's OCR-VL-SFT stage logs multimodal batches as mm_train/*.
+    tag = next((t for t in ("train/loss", "mm_train/loss") if read_scalars(logdir, t)), "train/loss")
+    png = plot_loss(logdir, out / "loss.png", tag=tag)
+    loss = read_scalars(logdir, tag)
     if loss:
         print(f"train: loss {loss[0][1]:.3f} at step {loss[0][0]} -> {loss[-1][1]:.3f} "
               f"at step {loss[-1][0]}")
@@ -126,7 +128,7 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
     elif recipe.engine == "erniekit":
         from erniekit_ext.engines.erniekit import launch
 
-        launch(cfg, out, resume=resume)
+        launch(cfg, out, resume=resume, where=recipe.where, timeout_s=recipe.ours["erniekit_timeout_s"])
     else:
         from erniekit_ext.engines.paddleformers import generation_eval, launch
 

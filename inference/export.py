@@ -28,18 +28,29 @@ COPY = ("config.json", "preprocessor_config.json", "tokenizer.model", "tokenizer
 FROM_BASE = ("chat_template.jinja", "generation_config.json", "tokenizer_config.json",
              "special_tokens_map.json", "preprocessor_config.json")
 IMAGE_TOKEN = "<|IMAGE_PLACEHOLDER|>"
+ERNIEKIT_RESOLVED = "resolved_erniekit.yaml"
 
 
 def find_base(run_dir: Path) -> Path | None:
     """The model the run started from, as recorded in its resolved config."""
     import yaml
 
-    path = run_dir / "resolved.yaml"  # written by the paddleformers engine
-    if path.is_file():
+    for path in (run_dir / "resolved.yaml", run_dir / ERNIEKIT_RESOLVED):  # the engines write these
+        if not path.is_file():
+            continue
         base = yaml.safe_load(path.read_text()).get("model_name_or_path")
         if base and Path(base).is_dir():
             return Path(base)
     return None
+
+
+def erniekit_from_base(run_dir: Path) -> tuple[str, ...]:
+    """What an ERNIEKit (engine: erniekit) run must take from its base instead:
+    its config.json is ERNIE's schema, with the vision hidden_act rewritten to
+    gelu_new (ernie/siglip/configuration.py:76, which paddleformers 1.2 rejects)
+    and the special-token ids dropped; its added_tokens.json adds a <mask:0>
+    beyond the embedding. SFT changes neither the architecture nor the vocabulary."""
+    return ("config.json",) if (run_dir / ERNIEKIT_RESOLVED).is_file() else ()
 
 
 def fill_missing_tensors(out: Path, base: Path) -> list[str]:
@@ -119,15 +130,16 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     if not model_folder.weight_files(run_dir):
         raise UserError(str(run_dir), "holds no *.safetensors weights (did training finish?)")
     out.mkdir(parents=True, exist_ok=True)
+    ernie = erniekit_from_base(run_dir)
     for name in COPY:
-        if (run_dir / name).is_file():
+        if (run_dir / name).is_file() and not (ernie and name == "added_tokens.json"):
             shutil.copy2(run_dir / name, out / name)
     for w in model_folder.weight_files(run_dir):
         shutil.copy2(w, out / w.name)
     if (run_dir / "model.safetensors.index.json").is_file():
         shutil.copy2(run_dir / "model.safetensors.index.json", out)
     model_folder.consolidate_safetensors(out)
-    for name in FROM_BASE:
+    for name in FROM_BASE + ernie:
         if (base / name).is_file():
             shutil.copy2(base / name, out / name)
     added = fill_missing_tensors(out, base)

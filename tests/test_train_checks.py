@@ -65,9 +65,10 @@ def test_no_gpu_here_means_the_cpu_plan():
 
 def test_full_recipe_rewrites_to_erniekits_ocr_vl_sft_schema(tmp_path):
     """Against the values of the ERNIE repo's run_ocr_vl_sft_16k.yaml (seed 002's recipe)."""
-    recipe, plan = resolve_and_plan(CONFIGS / "full_16k.yaml",
+    # The upstream recipe has do_eval commented out: the stage cannot evaluate.
+    recipe, plan = resolve_and_plan(CONFIGS / "full_16k.yaml", ["do_eval=false", "evaluation_strategy=no"],
                                     dataset=fake_dataset(tmp_path, 29605))
-    ernie = erniekit.to_erniekit(recipe.cfg)
+    ernie = erniekit.to_erniekit(recipe.cfg, gpu=True)
     upstream = {"stage": "OCR-VL-SFT", "fine_tuning": "Full", "multimodal": True,
                 "batch_size": 1, "packing_size": 8, "packing": True, "padding": False,
                 "gradient_accumulation_steps": 8, "max_steps": 926, "warmup_steps": 10,
@@ -76,7 +77,9 @@ def test_full_recipe_rewrites_to_erniekits_ocr_vl_sft_schema(tmp_path):
                 "weight_decay": 0.1, "adam_beta2": 0.95, "compute_type": "bf16",
                 "tensor_parallel_degree": 1, "pipeline_parallel_degree": 1, "sharding": "stage1",
                 "use_flash_attention": True, "recompute": True, "train_dataset_type": "erniekit",
-                "save_to_hf": True, "convert_from_hf": True}
+                "save_to_hf": True, "convert_from_hf": True, "from_scratch": 0, "use_pic_id": False,
+                "sft_replace_ids": True, "sft_image_normalize": True, "sft_image_rescale": True,
+                "image_dtype": "float32"}
     assert {k: ernie.get(k) for k in upstream} == upstream
     assert not {"template", "padding_free", "per_device_train_batch_size", "bf16",
                 "_attn_implementation", "tensor_model_parallel_size"} & set(ernie)
@@ -84,9 +87,31 @@ def test_full_recipe_rewrites_to_erniekits_ocr_vl_sft_schema(tmp_path):
 
 def test_erniekit_refuses_what_it_cannot_express(tmp_path):
     with pytest.raises(UserError, match="packing"):
-        erniekit.to_erniekit({"packing": True, "fine_tuning": "full"})
+        erniekit.to_erniekit({"packing": True, "fine_tuning": "full"}, gpu=False)
     lora = erniekit.to_erniekit({"fine_tuning": "lora", "lora_rank": 8,
-                                 "per_device_train_batch_size": 2})
-    assert (lora["fine_tuning"], lora["batch_size"], lora["packing"]) == ("LoRA", 2, False)
+                                 "per_device_train_batch_size": 2}, gpu=False)
+    # Unpacked, the stage steps one sample at a time: B samples are B accumulation steps.
+    assert (lora["fine_tuning"], lora["batch_size"], lora["packing"],
+            lora["gradient_accumulation_steps"]) == ("LoRA", 1, False, 2)
+
+
+def test_erniekit_missing_names_what_a_python_lacks(monkeypatch):
+    import sys
+
+    monkeypatch.setenv("OCRSFT_ERNIEKIT_PYTHON", sys.executable)  # the project's: no ERNIE here
+    monkeypatch.delenv("ERNIE_ROOT", raising=False)
     missing = erniekit.missing()
-    assert any("ernie" in m for m in missing) and any("OCR-VL-SFT" in m for m in missing)
+    assert any("`ernie`" in m for m in missing) and any("OCR-VL-SFT" in m for m in missing)
+
+
+def test_erniekit_missing_accepts_a_checkout_on_the_path(monkeypatch):
+    """An editable install of ERNIE maps only `erniekit`; ERNIE_ROOT puts the checkout's root
+    (with `ernie` and `data_processor`) on the path, as ERNIEKit's own CLI does."""
+    import sys
+
+    checkout = Path(__file__).resolve().parents[2] / "shared" / "vendor" / "ERNIE-aef7dbe"
+    if not checkout.is_dir():
+        pytest.skip(f"{checkout} is not here")
+    monkeypatch.setenv("OCRSFT_ERNIEKIT_PYTHON", sys.executable)  # no ERNIE installed in it
+    monkeypatch.setenv("ERNIE_ROOT", str(checkout))
+    assert erniekit.missing() == []
