@@ -1,11 +1,11 @@
 """The shipped base checkpoint reads domain A, and `ocrsft pretrain-tiny` runs end to end."""
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
+
+import pytest
 
 from converters.sample import make_sample
 from converters.synth_lines import render_lines

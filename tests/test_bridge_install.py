@@ -1,13 +1,13 @@
 """`make setup-torch`: a CPU torch, no torchvision, no CUDA wheels, and paddle still works beside it."""
 from __future__ import annotations
 
-import pytest
-
 import re
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+
+import pytest
 
 LOCK = Path(__file__).resolve().parent.parent / "requirements-torch.lock"
 

@@ -5,12 +5,12 @@ documented in the README as untested in CI.
 """
 from __future__ import annotations
 
-import pytest
-
 import re
 import shlex
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from ocrsft.cli import COMMANDS
 

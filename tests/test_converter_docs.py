@@ -1,0 +1,19 @@
+"""Every converter's docstring example is a doctest on real data, so the documented
+input -> output cannot go stale. `SHARED` is ../shared/data."""
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+from converters.registry import FORMAT_MODULES
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_MODULES))
+def test_docstring_example_is_the_real_output(fmt, shared_data):
+    module = importlib.import_module(FORMAT_MODULES[fmt])
+    result = doctest.testmod(module, extraglobs={"SHARED": shared_data}, report=True,
+                             optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert result.attempted >= 2, f"{module.__name__}'s docstring has no example to run"
+    assert result.failed == 0
