@@ -14,6 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("ocrsft", "converters", "erniekit_ext", "inference")
+# compat_erniekit runs inside the ERNIEKit venv, where these come from the ERNIE checkout
+# (make setup-erniekit builds them from ../shared/vendor or ERNIE_ROOT), not from PyPI.
+ERNIE_CHECKOUT = {"ernie", "erniekit", "data_processor"}
 
 
 def lock_pins() -> dict[str, set[str]]:
@@ -72,6 +75,8 @@ def test_imported_third_party_packages_are_declared():
                                  py.read_text(), re.M):
                 top = m.group(1) or m.group(2)
                 if top in stdlib or top in PACKAGES or top in ("configs", "tests", "__future__"):
+                    continue
+                if py.name == "compat_erniekit.py" and top in ERNIE_CHECKOUT:
                     continue
                 names = dists.get(top, [top])
                 if not any(norm(d) in declared for d in names):
