@@ -39,6 +39,8 @@ OCRSFT_KEYS = {
     "eval_generation_samples": (0, "decode this many eval samples at each evaluation and log "
                                    "eval/cer (0: off)"),
     "eval_generation_max_new_tokens": (64, "the decoding budget of eval_generation_samples"),
+    "model_version": ("auto", "PaddleOCR-VL version of model_name_or_path: auto (read from the "
+                              "folder, erniekit_ext/model_folder.py), 1, 1.5 or 1.6"),
 }
 
 # Keys users bring from ERNIEKit recipes (seed 002) that PaddleFormers spells differently.

@@ -1,4 +1,4 @@
-"""`ocrsft export RUN -o DIR [--base BASE]`: a folder paddleocr / paddlex (pipeline v1) loads.
+"""`ocrsft export RUN -o DIR [--base BASE]`: a folder paddleocr / paddlex loads (the base's version).
 
 A paddleformers output folder is not servable as it stands (inference-facts.md):
 1. no `inference.yml`, and the chat template must be the base model's;
@@ -30,16 +30,17 @@ FROM_BASE = ("chat_template.jinja", "generation_config.json", "tokenizer_config.
 IMAGE_TOKEN = "<|IMAGE_PLACEHOLDER|>"
 
 
-def find_base(run_dir: Path) -> Path | None:
-    """The model the run started from, as recorded in its resolved config."""
+def resolved_key(run_dir: Path, key: str):
     import yaml
 
     path = run_dir / "resolved.yaml"  # written by the paddleformers engine
-    if path.is_file():
-        base = yaml.safe_load(path.read_text()).get("model_name_or_path")
-        if base and Path(base).is_dir():
-            return Path(base)
-    return None
+    return yaml.safe_load(path.read_text()).get(key) if path.is_file() else None
+
+
+def find_base(run_dir: Path) -> Path | None:
+    """The model the run started from, as recorded in its resolved config."""
+    base = resolved_key(run_dir, "model_name_or_path")
+    return Path(base) if base and Path(base).is_dir() else None
 
 
 def fill_missing_tensors(out: Path, base: Path) -> list[str]:
@@ -91,7 +92,7 @@ def fix_tokenizer_config(out: Path) -> None:
 
 
 def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
-           verify: bool = True) -> Path:
+           verify: bool = True, template: str | None = None) -> Path:
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise UserError(str(run_dir), "run folder not found")
@@ -110,7 +111,8 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".merging-") as tmp:
             merged = merge_lora(run_dir, Path(tmp) / "merged", base)
             print(f"export: merged the LoRA adapter of {run_dir} into its base")
-            return export(merged, out, base or base_of(run_dir), verify)
+            return export(merged, out, base or base_of(run_dir), verify,
+                          resolved_key(run_dir, "template"))
     base = Path(base) if base else find_base(run_dir)
     if base is None:
         raise UserError("--base", f"cannot tell which base model {run_dir} was trained from; "
@@ -134,7 +136,15 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     config = model_folder.read_config(base)
     fix_generation_config(out, config)
     fix_tokenizer_config(out)
-    model_folder.write_inference_yml(out)
+    # The version is the base's: its chat template came along, inference.yml names it.
+    version, _ = model_folder.detect_version(base)
+    model_folder.write_inference_yml(out, version.name)
+    template = template or resolved_key(run_dir, "template")
+    model_folder.write_training_record(out, template, version)
+    if template and template != version.train_template:
+        print(f"export: WARNING {run_dir} was trained with template {template}, but {base} is "
+              f"PaddleOCR-VL {version.name}, served with {version.train_template}'s prompt; "
+              f"`ocrsft parity {out} --data VAL.jsonl` shows where they part")
     model_folder.check_model_folder(out, for_serving=True)
     if added:
         print(f"export: took {len(added)} tensors the run lacked from {base}")
@@ -159,5 +169,7 @@ def main(args) -> int:
     if is_bridge_model(out):
         print(f"export: wrote {out} (loads in transformers; `ocrsft infer {out}` generates)")
     else:
-        print(f"export: wrote {out} (loads in paddlex as {model_folder.PADDLEX_MODEL_NAME})")
+        version, _ = model_folder.detect_version(out)
+        print(f"export: wrote {out} (loads in paddlex as {version.paddlex_model_name}; "
+              f"paddleocr doc_parser --pipeline_version {version.pipeline_version})")
     return 0

@@ -1,0 +1,215 @@
+"""PaddleOCR-VL v1 / 1.5 / 1.6: the version is read from the model folder and picks
+template, served prompt, paddlex model name and doc_parser pipeline; each version
+trains, exports, is served by its own `paddleocr doc_parser` pipeline with parity
+identical; the v1-template-on-1.5 trap users report is caught by `ocrsft parity`."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from converters.errors import UserError
+from erniekit_ext import model_folder
+from erniekit_ext.config import resolve
+from erniekit_ext.train import check_version
+from inference.export import export
+from ocrsft.cli import main
+from tests.fixtures_model import digit_lines, tiny_model, tiny_train_config  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def tiny15(tmp_path_factory) -> Path:
+    from erniekit_ext.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny15") / "model", version="1.5")
+
+
+@pytest.fixture(scope="module")
+def tiny16(tmp_path_factory) -> Path:
+    from erniekit_ext.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny16") / "model", version="1.6")
+
+
+def train(model: Path, data: Path, out: Path, template: str) -> Path:
+    """12 steps (as the v1 fixture) in a subprocess, as `ocrsft train` runs on CPU, with
+    the template given: what a user's own script does (`ocrsft train` refuses a mismatch)."""
+    cfg = tiny_train_config(model, data, out, steps=12)
+    cfg["template"] = template
+    cfg_file = out.parent / "cfg.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    code = ("import sys, yaml; from pathlib import Path; "
+            "from erniekit_ext.engines.paddleformers import launch; "
+            "launch(yaml.safe_load(open(sys.argv[1])), Path(sys.argv[2]), augment=False)")
+    subprocess.run([sys.executable, "-c", code, str(cfg_file), str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def val(digit_lines) -> Path:
+    path = digit_lines.parent / "versions_val.jsonl"
+    path.write_text("\n".join(digit_lines.read_text().splitlines()[:3]) + "\n")
+    return path
+
+
+def parity(model, data, capsys) -> tuple[int, str]:
+    rc = main(["parity", str(model), "--data", str(data), "--samples", "3"])
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("parity:")]
+    assert len(said) == 1
+    return rc, said[0]
+
+
+# --- the version is a property of the folder --------------------------------------------
+
+def test_each_tiny_folder_says_its_version(tiny_model, tiny15, tiny16):
+    for folder, name, pdx in ((tiny_model, "1", "PaddleOCR-VL-0.9B"), (tiny15, "1.5", "PaddleOCR-VL-1.5-0.9B"),
+                              (tiny16, "1.6", "PaddleOCR-VL-1.6-0.9B")):
+        version, why = model_folder.detect_version(folder)
+        assert (version.name, version.paddlex_model_name) == (name, pdx)
+        assert why == f"inference.yml model_name {pdx}"
+    assert model_folder.detect_version(tiny15)[0].train_template == "paddleocr_vl_v15"
+    assert model_folder.detect_version(tiny_model)[0].train_template == "paddleocr_vl"
+    assert (tiny15 / "chat_template.jinja").read_text() == (tiny16 / "chat_template.jinja").read_text()
+    assert model_folder.detect_version(tiny15, override="1.6")[0].name == "1.6"  # the recipe key wins
+
+
+def test_without_inference_yml_the_chat_template_decides(tiny_model, tiny15, tmp_path):
+    v1 = tmp_path / "v1"
+    shutil.copytree(tiny_model, v1)
+    (v1 / "inference.yml").unlink()
+    assert model_folder.detect_version(v1) == (model_folder.VERSIONS["1"],
+                                               "chat_template.jinja ends the prompt with 'Assistant: '")
+    v15 = tmp_path / "v15"
+    shutil.copytree(tiny15, v15)
+    (v15 / "inference.yml").unlink()
+    with pytest.raises(UserError, match=r"PaddleOCR-VL 1.5 or 1.6\) and there is no inference.yml.*"
+                                        "set model_version"):
+        model_folder.detect_version(v15)
+
+
+def test_a_v1_chat_template_in_a_15_folder_is_refused(tiny_model, tiny15, tmp_path):
+    """Seed 002 says 'copy chat_template.jinja from the base': from a v1 base into 1.5 is the trap."""
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny15, mixed)
+    shutil.copy2(tiny_model / "chat_template.jinja", mixed / "chat_template.jinja")
+    with pytest.raises(UserError, match=r"chat_template.jinja: ends the prompt with 'Assistant: ', but "
+                                        r"inference.yml model_name PaddleOCR-VL-1.5-0.9B is PaddleOCR-VL 1.5"):
+        model_folder.detect_version(mixed)
+
+
+def write_recipe(tmp_path, model, data, template_line) -> Path:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"""# a v1 recipe pointed at a 1.5 folder
+engine: paddleformers
+model_name_or_path: {model}
+stage: VL-SFT
+fine_tuning: full
+{template_line}
+template_backend: custom
+train_dataset_type: erniekit
+train_dataset_path: {data}
+train_dataset_prob: "1.0"
+max_seq_len: 64
+per_device_train_batch_size: 4
+max_steps: 2
+learning_rate: 1.0e-3
+output_dir: {tmp_path / "run"}
+""")
+    return recipe
+
+
+def test_a_recipe_with_another_versions_template_stops_before_training(tiny15, digit_lines, tmp_path,
+                                                                       capsys):
+    recipe = write_recipe(tmp_path, tiny15, digit_lines, "template: paddleocr_vl")
+    rc = main(["train", str(recipe)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2
+    assert err.startswith(f"ocrsft train: error: {recipe}:6: template: paddleocr_vl is PaddleOCR-VL 1's "
+                          f"template, but {tiny15} is PaddleOCR-VL 1.5 (inference.yml model_name "
+                          "PaddleOCR-VL-1.5-0.9B), served with a prompt ending 'Assistant:\\n': use "
+                          "template: paddleocr_vl_v15")
+    assert not (tmp_path / "run").exists()  # nothing was launched, nothing written
+
+
+def test_the_folder_fills_a_missing_template_and_model_version_overrides(tiny15, digit_lines, tmp_path):
+    recipe = resolve(write_recipe(tmp_path, tiny15, digit_lines, "model_version: auto"))
+    check_version(recipe)
+    assert recipe.cfg["template"] == "paddleocr_vl_v15"
+    forced = resolve(write_recipe(tmp_path, tiny15, digit_lines, "template: paddleocr_vl\nmodel_version: 1"))
+    check_version(forced)  # the user says the folder is v1: detection is overridden
+    bad = resolve(write_recipe(tmp_path, tiny15, digit_lines, "model_version: 2.0"))
+    with pytest.raises(UserError, match=r"recipe.yaml:6: model_version: 2.0 is not one of 1, 1.5, 1.6"):
+        check_version(bad)
+
+
+# --- each version end to end ----------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["1.5", "1.6"])
+def test_version_trains_exports_is_served_by_its_pipeline_with_parity(version, tiny15, tiny16, digit_lines,
+                                                                      val, tmp_path, capsys):
+    from inference.predict import predict_file
+
+    base = tiny15 if version == "1.5" else tiny16
+    run = train(base, digit_lines, tmp_path / "run", "paddleocr_vl_v15")
+    out = export(run, tmp_path / "export", base=base)
+    v = model_folder.VERSIONS[version]
+    assert (out / "inference.yml").read_text().strip().endswith(v.paddlex_model_name)
+    assert model_folder.read_training_record(out) == {
+        "template": "paddleocr_vl_v15", "version": version, "paddlex_model_name": v.paddlex_model_name}
+    rc, said = parity(out, val, capsys)
+    assert (rc, said) == (0, "parity: 3 samples, identical")
+    if version == "1.5":  # the Python pipeline, against the bare predictor
+        native = predict_file(out, val, tmp_path / "a.jsonl", max_new_tokens=6, progress=False)
+        piped = predict_file(out, val, tmp_path / "b.jsonl", via="doc-parser", max_new_tokens=6,
+                             progress=False)
+        assert native == piped == {"predicted": 3, "errors": 0, "skipped": 0}
+        read = [[json.loads(x)["prediction"] for x in (tmp_path / f).read_text().splitlines()]
+                for f in ("a.jsonl", "b.jsonl")]
+        assert read[0] == read[1]
+    else:  # the CLI, with its own pipeline version and model name
+        img = next((digit_lines.parent / "images").glob("*.png"))
+        cmd = [sys.executable, "-m", "paddleocr", "doc_parser", "-i", str(img),
+               "--pipeline_version", v.pipeline_version, "--vl_rec_model_name", v.paddlex_model_name,
+               "--vl_rec_model_dir", str(out), "--use_layout_detection", "False",
+               "--device", "cpu", "--save_path", str(tmp_path)]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+        res = json.loads((tmp_path / f"{img.stem}_res.json").read_text())
+        assert res["parsing_res_list"][0]["block_label"] == "ocr"
+
+
+@pytest.mark.slow
+def test_training_a_15_folder_with_the_v1_template_is_caught_by_parity(tiny15, digit_lines, val, tmp_path,
+                                                                      capsys):
+    """PaddleOCR #17589, ERNIE #1440/#1442, unsloth #6661: v1 scripts on a 1.5 model."""
+    run = train(tiny15, digit_lines, tmp_path / "run", "paddleocr_vl")
+    out = export(run, tmp_path / "export", base=tiny15)
+    assert "WARNING" in capsys.readouterr().out  # export already says so
+    rc, said = parity(out, val, capsys)
+    assert rc == 1
+    m = re.fullmatch(r"parity: 3 of 3 samples differ; first versions_val.jsonl:1 at token (\d+): "
+                     r"trained '▁' \((\d+)\), served '(.+)' \((\d+)\)", said)
+    assert m, said
+    # The token right after "Assistant:": v1 trained a space, 1.5 serves a newline.
+    from paddleformers.transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out))
+    ids = tok.encode("\n", add_special_tokens=False)
+    ids = ids["input_ids"] if isinstance(ids, dict) else ids
+    assert [m[3]] == tok.convert_ids_to_tokens(list(ids))
+    served = model_folder.read_training_record(out)
+    assert served["template"] == "paddleocr_vl" and served["version"] == "1.5"
+
+
+def test_tiny_model_cli_version_flag(tmp_path, capsys):
+    rc = main(["tiny-model", str(tmp_path / "m"), "--version", "1.6"])
+    assert rc == 0
+    assert "PaddleOCR-VL 1.6 as PaddleOCR-VL-1.6-0.9B" in capsys.readouterr().out
+    assert model_folder.detect_version(tmp_path / "m")[0].pipeline_version == "v1.6"
