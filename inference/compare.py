@@ -70,12 +70,12 @@ def add_args(p) -> None:
 
 
 def main(args) -> int:
-    result = compare(args.base, args.sft, args.task, norm_of(args))
-    report = write_report(result, args.out, args.base, args.sft)
-    print(json.dumps(rounded(result["delta"])))
     if bool(args.general_base) != bool(args.general_sft):
         raise UserError("--general-sft" if args.general_base else "--general-base",
                         "the general set needs both --general-base and --general-sft")
+    result = compare(args.base, args.sft, args.task, norm_of(args))
+    report = write_report(result, args.out, args.base, args.sft)
+    print(json.dumps(rounded(result["delta"])))
     if args.general_base:
         from inference import forgetting
 

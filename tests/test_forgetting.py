@@ -110,5 +110,6 @@ def test_compare_says_plainly_when_the_model_got_worse_outside_the_domain(shared
                "-o", str(tmp_path / "cmp2")])
     assert rc == 0
     assert "compare: no loss outside the domain: ocr cer 0.000 -> 0.000 (unchanged)" in capsys.readouterr().out
-    assert main(["compare", str(base), str(sft), "--general-base", str(gbase)]) == 2
+    assert main(["compare", str(base), str(sft), "--general-base", str(gbase), "-o", str(tmp_path / "c3")]) == 2
+    assert not (tmp_path / "c3").exists()  # refused before anything is written
     assert "needs both --general-base and --general-sft" in capsys.readouterr().err
