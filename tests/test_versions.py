@@ -213,3 +213,38 @@ def test_tiny_model_cli_version_flag(tmp_path, capsys):
     assert rc == 0
     assert "PaddleOCR-VL 1.6 as PaddleOCR-VL-1.6-0.9B" in capsys.readouterr().out
     assert model_folder.detect_version(tmp_path / "m")[0].pipeline_version == "v1.6"
+
+
+@pytest.mark.slow
+def test_15_lora_convert_train_export_parity_eval_through_the_cli(tiny15, shared_data, tmp_path, capsys):
+    """The user's path on real word crops: convert, `ocrsft train` (LoRA, the CPU recipe with the
+    1.5 template), `ocrsft export` (merge), parity against the recorded template, infer, eval."""
+    src = shared_data / "paddleocr_rec"
+    assert main(["convert", "paddleocr-rec", str(src / "rec_gt_test.txt"), "-o", str(tmp_path / "train.jsonl"),
+                 "--image-root", str(src)]) == 0
+    recipe = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl" / "cpu_tiny.yaml"
+    # In a child process, as test_train_cli does: training leaves paddle state behind.
+    res = subprocess.run(
+        [sys.executable, "-m", "ocrsft", "train", str(recipe), f"model_name_or_path={tiny15}",
+         "template=paddleocr_vl_v15", f"train_dataset_path={tmp_path / 'train.jsonl'}",
+         f"output_dir={tmp_path / 'run'}", "fine_tuning=LoRA", "lora_rank=8", "learning_rate=1e-2",
+         "max_steps=6", "do_eval=false", "evaluation_strategy=no", "eval_generation_samples=0",
+         "save_strategy=no"], capture_output=True, text=True, timeout=600)
+    out = res.stdout
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert ("check: PaddleOCR-VL 1.5 (inference.yml model_name PaddleOCR-VL-1.5-0.9B): template "
+            "paddleocr_vl_v15, served as PaddleOCR-VL-1.5-0.9B") in out
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "export")]) == 0
+    out = capsys.readouterr().out
+    assert "merged the LoRA adapter" in out and "--pipeline_version v1.5" in out and "WARNING" not in out
+    assert model_folder.read_training_record(tmp_path / "export")["template"] == "paddleocr_vl_v15"
+    val = tmp_path / "val.jsonl"
+    val.write_text("".join((tmp_path / "train.jsonl").read_text().splitlines(keepends=True)[:3]))
+    # The converter's image paths climb out of tmp_path to ../shared: name the root they live under.
+    assert main(["parity", str(tmp_path / "export"), "--data", str(val), "--image-root", "/"]) == 0
+    assert "parity: 3 samples, identical" in capsys.readouterr().out
+    assert main(["infer", str(tmp_path / "export"), "--data", str(val), "-o", str(tmp_path / "pred.jsonl"),
+                 "--max-new-tokens", "8", "--image-root", "/"]) == 0
+    assert main(["eval", str(tmp_path / "pred.jsonl"), "-o", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["ocr"]["samples"] == 3 and metrics["ocr"]["errors"] == 0
