@@ -43,8 +43,8 @@ pretrain-tiny: setup ## rebuild the demo's base checkpoint in assets/ (seeded, ~
 test: setup-torch ## run the test suite (tiny models + ../shared/data; the bridge tests need torch)
 	$(BIN)/python -m pytest -q tests
 
-tiny-model: setup ## build a tiny random PaddleOCR-VL: make tiny-model OUT=dir
-	$(OCRSFT) tiny-model $(or $(OUT),runs/tiny-model)
+tiny-model: setup ## build a tiny random PaddleOCR-VL: make tiny-model OUT=dir [VERSION=1|1.5|1.6]
+	$(OCRSFT) tiny-model $(or $(OUT),runs/tiny-model) $(if $(VERSION),--version $(VERSION))
 
 convert: setup ## make convert FORMAT=paddleocr-rec INPUT=labels.txt OUT=train.jsonl [ARGS=...]
 	$(OCRSFT) convert $(FORMAT) $(INPUT) -o $(OUT) $(ARGS)

@@ -187,8 +187,9 @@ def check_template(template: str | None, model_dir: str | Path, override=None) -
     """The recipe's `template:` must build the prompt the folder's version is served with."""
     version, why = detect_version(model_dir, override)
     if template and template != version.train_template:
-        known = {v.train_template: v.name for v in VERSIONS.values()}
-        owner = f"PaddleOCR-VL {known[template]}'s template" if template in known else "not a PaddleOCR-VL template"
+        users = [v.name for v in VERSIONS.values() if v.train_template == template]
+        owner = (f"PaddleOCR-VL {' and '.join(users)}'s template" if users
+                 else "not a PaddleOCR-VL template")
         raise UserError("template", f"{template} is {owner}, but {model_dir} is PaddleOCR-VL "
                         f"{version.name} ({why}), served with a prompt ending "
                         f"{version.generation_prompt!r}: use template: {version.train_template}")

@@ -248,3 +248,25 @@ def test_15_lora_convert_train_export_parity_eval_through_the_cli(tiny15, shared
     assert main(["eval", str(tmp_path / "pred.jsonl"), "-o", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["ocr"]["samples"] == 3 and metrics["ocr"]["errors"] == 0
+
+
+@pytest.mark.parametrize("name,lr,min_lr,tuning", [("v15_full_16k", 5e-6, 5e-7, "full"),
+                                                   ("v15_lora_16k", 5e-4, 5e-5, "LoRA"),
+                                                   ("v16_full_16k", 5e-6, 5e-7, "full"),
+                                                   ("v16_lora_16k", 5e-4, 5e-5, "LoRA")])
+def test_15_and_16_recipes_carry_the_best_practice_values(name, lr, min_lr, tuning, tiny_model, tiny15,
+                                                          tiny16, digit_lines):
+    path = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl" / f"{name}.yaml"
+    folder = tiny15 if name.startswith("v15") else tiny16
+    r = resolve(path, [f"model_name_or_path={folder}", f"train_dataset_path={digit_lines}"])
+    c = r.cfg
+    assert (c["learning_rate"], c["min_lr"], c["fine_tuning"], c["template"]) == (lr, min_lr, tuning,
+                                                                                   "paddleocr_vl_v15")
+    assert (c["warmup_ratio"], c["num_train_epochs"], c["per_device_train_batch_size"]) == (0.1, 2, 16)
+    assert c.get("lora_rank", 8) == 8 and r.ours["ocr_augmentation"] is False
+    assert "examples/best_practices/PaddleOCR-VL-1.5" in path.read_text() + (path.parent / "v15_full_16k.yaml").read_text()
+    check_version(r)  # the folder of its version passes ...
+    wrong = resolve(path, [f"model_name_or_path={tiny_model}", f"train_dataset_path={digit_lines}"])
+    with pytest.raises(UserError, match=r"v15_full_16k.yaml:\d+: template: paddleocr_vl_v15 is PaddleOCR-VL "
+                                        r"1.5 and 1.6's template, but .* is PaddleOCR-VL 1 "):
+        check_version(wrong)  # ... a v1 folder is refused, naming the line in the base recipe
