@@ -60,6 +60,15 @@ def check_version(recipe) -> None:
     """The folder's PaddleOCR-VL version picks the template; a recipe naming another
     version's template stops here, at its own line, not as garbage output after training."""
     cfg = recipe.cfg
+    if recipe.engine == "erniekit":
+        version, why = model_folder.detect_version(cfg["model_name_or_path"], recipe.ours["model_version"])
+        if version.name != "1":
+            # ERNIEKit's OCR-VL-SFT data path hard-codes v1's "\nAssistant: "
+            # (data_processor/steps/input_ids_messaging/chat_template_utils.py): ERNIE #1440, #1442.
+            raise recipe.fail("engine", f"erniekit builds PaddleOCR-VL v1's prompt (\"Assistant: \"), "
+                              f"but {cfg['model_name_or_path']} is PaddleOCR-VL {version.name} ({why}), "
+                              f"served with {version.generation_prompt!r}: use engine: paddleformers")
+        return
     try:
         version = model_folder.check_template(cfg.get("template"), cfg["model_name_or_path"],
                                               recipe.ours["model_version"])
@@ -125,7 +134,7 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
             raise recipe.fail(key, "is not set")
     if recipe.engine != "torch":  # bridge models are other families; the bridge checks them
         model_folder.check_model_folder(cfg["model_name_or_path"])
-    if recipe.engine == "paddleformers":
+    if recipe.engine in ("paddleformers", "erniekit"):
         check_version(recipe)
     check_data(cfg)
     out, clear = output_dir(cfg, resume, overwrite)

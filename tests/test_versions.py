@@ -270,3 +270,11 @@ def test_15_and_16_recipes_carry_the_best_practice_values(name, lr, min_lr, tuni
     with pytest.raises(UserError, match=r"v15_full_16k.yaml:\d+: template: paddleocr_vl_v15 is PaddleOCR-VL "
                                         r"1.5 and 1.6's template, but .* is PaddleOCR-VL 1 "):
         check_version(wrong)  # ... a v1 folder is refused, naming the line in the base recipe
+
+
+def test_erniekit_engine_refuses_a_15_folder(tiny15, digit_lines, tmp_path):
+    """ERNIEKit's OCR-VL-SFT writes v1's "\\nAssistant: " whatever the model (ERNIE #1440, #1442)."""
+    recipe = resolve(write_recipe(tmp_path, tiny15, digit_lines, "model_version: auto"), ["engine=erniekit"])
+    with pytest.raises(UserError, match=r"override engine=erniekit: erniekit builds PaddleOCR-VL v1's "
+                                        r"prompt .* is PaddleOCR-VL 1.5 .* use engine: paddleformers"):
+        check_version(recipe)
