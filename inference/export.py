@@ -37,6 +37,14 @@ def resolved_key(run_dir: Path, key: str):
     return yaml.safe_load(path.read_text()).get(key) if path.is_file() else None
 
 
+def trained_as(run_dir: Path) -> dict:
+    """What the run says about its prompt: the template (resolved.yaml) and the recipe's
+    model_version (plan.json), so export serves the version the run was trained for."""
+    plan = run_dir / "plan.json"
+    ours = json.loads(plan.read_text()).get("ocrsft", {}) if plan.is_file() else {}
+    return {"template": resolved_key(run_dir, "template"), "model_version": ours.get("model_version")}
+
+
 def find_base(run_dir: Path) -> Path | None:
     """The model the run started from, as recorded in its resolved config."""
     base = resolved_key(run_dir, "model_name_or_path")
@@ -92,7 +100,7 @@ def fix_tokenizer_config(out: Path) -> None:
 
 
 def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
-           verify: bool = True, template: str | None = None) -> Path:
+           verify: bool = True, recorded: dict | None = None) -> Path:
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise UserError(str(run_dir), "run folder not found")
@@ -111,8 +119,7 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".merging-") as tmp:
             merged = merge_lora(run_dir, Path(tmp) / "merged", base)
             print(f"export: merged the LoRA adapter of {run_dir} into its base")
-            return export(merged, out, base or base_of(run_dir), verify,
-                          resolved_key(run_dir, "template"))
+            return export(merged, out, base or base_of(run_dir), verify, trained_as(run_dir))
     base = Path(base) if base else find_base(run_dir)
     if base is None:
         raise UserError("--base", f"cannot tell which base model {run_dir} was trained from; "
@@ -137,9 +144,10 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     fix_generation_config(out, config)
     fix_tokenizer_config(out)
     # The version is the base's: its chat template came along, inference.yml names it.
-    version, _ = model_folder.detect_version(base)
+    recorded = recorded or trained_as(run_dir)
+    version, _ = model_folder.detect_version(base, recorded["model_version"])
     model_folder.write_inference_yml(out, version.name)
-    template = template or resolved_key(run_dir, "template")
+    template = recorded["template"]
     model_folder.write_training_record(out, template, version)
     if template and template != version.train_template:
         print(f"export: WARNING {run_dir} was trained with template {template}, but {base} is "
