@@ -22,7 +22,6 @@ model name it checks against inference.yml and the folder's chat template differ
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,10 +120,17 @@ def _inference_yml_version(model_dir: Path) -> tuple[Version | None, str]:
     path = model_dir / "inference.yml"
     if not path.is_file():
         return None, ""
-    match = re.search(r"^\s*model_name:\s*['\"]?([^'\"\s#]+)", path.read_text(), re.M)
-    if not match:
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise UserError(f"{path}:{mark.line + 1}" if mark else str(path), "invalid YAML") from None
+    # What paddlex itself compares with the requested name (config["Global"]["model_name"]).
+    name = ((cfg or {}).get("Global") or {}).get("model_name") if isinstance(cfg, dict) else None
+    if not name:
         raise UserError(str(path), "has no Global.model_name")
-    name = match[1]
     if name not in _BY_PADDLEX_NAME:
         raise UserError(str(path), f"model_name {name} is no PaddleOCR-VL version paddlex serves "
                                    f"({', '.join(_BY_PADDLEX_NAME)})")

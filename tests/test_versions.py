@@ -278,3 +278,14 @@ def test_erniekit_engine_refuses_a_15_folder(tiny15, digit_lines, tmp_path):
     with pytest.raises(UserError, match=r"override engine=erniekit: erniekit builds PaddleOCR-VL v1's "
                                         r"prompt .* is PaddleOCR-VL 1.5 .* use engine: paddleformers"):
         check_version(recipe)
+
+
+def test_inference_yml_is_read_as_paddlex_reads_it(tiny15, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny15, folder)
+    (folder / "inference.yml").write_text("Hpi:\n  model_name: other\nGlobal:\n  model_name: PaddleOCR-VL-1.5-0.9B\n"
+                                          "  model_format: safetensors\n")
+    assert model_folder.detect_version(folder)[0].name == "1.5"
+    (folder / "inference.yml").write_text("Global:\n  model_name: PP-DocBee-2B\n")
+    with pytest.raises(UserError, match="inference.yml: model_name PP-DocBee-2B is no PaddleOCR-VL version"):
+        model_folder.detect_version(folder)
