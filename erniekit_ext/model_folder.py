@@ -189,9 +189,26 @@ def detect_version(model_dir: str | Path, override=None) -> tuple[Version, str]:
                     "inference.yml to tell which; set model_version")
 
 
-def check_template(template: str | None, model_dir: str | Path, override=None) -> Version:
-    """The recipe's `template:` must build the prompt the folder's version is served with."""
-    version, why = detect_version(model_dir, override)
+def check_template(template: str | None, model_dir: str | Path, override=None) -> tuple[Version, str]:
+    """(version, evidence): the recipe's `template:` must build the prompt the folder's
+    version is served with. Training needs only the template, so a folder that cannot
+    tell 1.5 from 1.6 (no inference.yml) still trains; export asks again."""
+    model_dir = Path(model_dir)
+    try:
+        version, why = detect_version(model_dir, override)
+    except UserError as e:
+        if "set model_version" not in e.reason:
+            raise
+        ending = _template_prompt_end(model_dir)
+        fits = [v for v in VERSIONS.values() if ending in (None, v.generation_prompt)]
+        if template:
+            fits = [v for v in fits if v.train_template == template] or fits
+        if len({v.train_template for v in fits}) != 1:
+            raise
+        version = fits[0]
+        names = " or ".join(v.name for v in fits)
+        why = (f"chat_template.jinja ends the prompt with {ending!r}: {names}, trained alike"
+               if ending else f"the folder does not say; template {template} is {names}'s")
     if template and template != version.train_template:
         users = [v.name for v in VERSIONS.values() if v.train_template == template]
         owner = (f"PaddleOCR-VL {' and '.join(users)}'s template" if users
@@ -199,7 +216,7 @@ def check_template(template: str | None, model_dir: str | Path, override=None) -
         raise UserError("template", f"{template} is {owner}, but {model_dir} is PaddleOCR-VL "
                         f"{version.name} ({why}), served with a prompt ending "
                         f"{version.generation_prompt!r}: use template: {version.train_template}")
-    return version
+    return version, why
 
 
 TRAINING_RECORD = "ocrsft_training.json"  # written by `ocrsft export`, read by `ocrsft parity`

@@ -70,13 +70,12 @@ def check_version(recipe) -> None:
                               f"served with {version.generation_prompt!r}: use engine: paddleformers")
         return
     try:
-        version = model_folder.check_template(cfg.get("template"), cfg["model_name_or_path"],
-                                              recipe.ours["model_version"])
+        version, why = model_folder.check_template(cfg.get("template"), cfg["model_name_or_path"],
+                                                   recipe.ours["model_version"])
     except UserError as e:
         if e.where in ("template", "model_version"):
             raise recipe.fail(e.where, e.reason) from None
         raise
-    _, why = model_folder.detect_version(cfg["model_name_or_path"], recipe.ours["model_version"])
     cfg.setdefault("template", version.train_template)
     print(f"check: PaddleOCR-VL {version.name} ({why}): template {cfg['template']}, "
           f"served as {version.paddlex_model_name}")

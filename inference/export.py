@@ -119,7 +119,8 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".merging-") as tmp:
             merged = merge_lora(run_dir, Path(tmp) / "merged", base)
             print(f"export: merged the LoRA adapter of {run_dir} into its base")
-            return export(merged, out, base or base_of(run_dir), verify, trained_as(run_dir))
+            return export(merged, out, base or base_of(run_dir), verify,
+                          recorded or trained_as(run_dir))
     base = Path(base) if base else find_base(run_dir)
     if base is None:
         raise UserError("--base", f"cannot tell which base model {run_dir} was trained from; "
@@ -168,12 +169,18 @@ def add_args(p) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="folder to write")
     p.add_argument("--base", type=Path, help="the base model folder (default: from the run's config)")
     p.add_argument("--no-verify", action="store_true", help="skip loading the result with paddlex")
+    p.add_argument("--model-version", choices=sorted(model_folder.VERSIONS),
+                   help="the PaddleOCR-VL version to serve as (default: the recipe's model_version, "
+                        "else read from the base folder)")
 
 
 def main(args) -> int:
     from erniekit_ext.bridge.generate import is_bridge_model
 
-    out = export(args.run, args.out, args.base, verify=not args.no_verify)
+    recorded = None
+    if args.model_version and args.run.is_dir():
+        recorded = {**trained_as(args.run), "model_version": args.model_version}
+    out = export(args.run, args.out, args.base, verify=not args.no_verify, recorded=recorded)
     if is_bridge_model(out):
         print(f"export: wrote {out} (loads in transformers; `ocrsft infer {out}` generates)")
     else:

@@ -166,6 +166,15 @@ def test_version_trains_exports_is_served_by_its_pipeline_with_parity(version, t
         "template": "paddleocr_vl_v15", "version": version, "paddlex_model_name": v.paddlex_model_name}
     rc, said = parity(out, val, capsys)
     assert (rc, said) == (0, "parity: 3 samples, identical")
+    # A base downloaded without inference.yml cannot tell 1.5 from 1.6: export asks, and is told.
+    hf = tmp_path / "hf_base"
+    shutil.copytree(base, hf)
+    (hf / "inference.yml").unlink()
+    with pytest.raises(UserError, match="set model_version"):
+        export(run, tmp_path / "again", base=hf, verify=False)
+    assert main(["export", str(run), "-o", str(tmp_path / "told"), "--base", str(hf), "--model-version",
+                 version, "--no-verify"]) == 0
+    assert model_folder.detect_version(tmp_path / "told")[0] == v
     if version == "1.5":  # the Python pipeline, against the bare predictor
         native = predict_file(out, val, tmp_path / "a.jsonl", max_new_tokens=6, progress=False)
         piped = predict_file(out, val, tmp_path / "b.jsonl", via="doc-parser", max_new_tokens=6,
@@ -289,3 +298,23 @@ def test_inference_yml_is_read_as_paddlex_reads_it(tiny15, tmp_path):
     (folder / "inference.yml").write_text("Global:\n  model_name: PP-DocBee-2B\n")
     with pytest.raises(UserError, match="inference.yml: model_name PP-DocBee-2B is no PaddleOCR-VL version"):
         model_folder.detect_version(folder)
+
+
+def test_a_folder_that_cannot_tell_15_from_16_still_trains(tiny15, digit_lines, tmp_path, capsys):
+    folder = tmp_path / "hf_download"
+    shutil.copytree(tiny15, folder)
+    (folder / "inference.yml").unlink()  # both versions train with the same template
+    recipe = resolve(write_recipe(tmp_path, folder, digit_lines, "model_version: auto"))
+    check_version(recipe)
+    assert recipe.cfg["template"] == "paddleocr_vl_v15"
+    assert ("check: PaddleOCR-VL 1.5 (chat_template.jinja ends the prompt with 'Assistant:\\n': 1.5 or 1.6, "
+            "trained alike): template paddleocr_vl_v15") in capsys.readouterr().out
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny15, bare)
+    for name in ("inference.yml", "chat_template.jinja"):
+        (bare / name).unlink()
+    with pytest.raises(UserError, match="has neither inference.yml nor chat_template.jinja"):
+        check_version(resolve(write_recipe(tmp_path, bare, digit_lines, "model_version: auto")))
+    v1 = resolve(write_recipe(tmp_path, bare, digit_lines, "template: paddleocr_vl"))
+    check_version(v1)  # the recipe's template is the only word on it: v1
+    assert "check: PaddleOCR-VL 1 (the folder does not say; template paddleocr_vl is 1's)" in capsys.readouterr().out
