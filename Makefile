@@ -56,8 +56,8 @@ test: setup-torch setup-erniekit ## run the test suite (tiny models + ../shared/
 test-fast: setup-torch ## every test not marked slow (no training, no paddlex pipeline), in about a minute
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
-tiny-model: setup ## build a tiny random PaddleOCR-VL: make tiny-model OUT=dir
-	$(OCRSFT) tiny-model $(or $(OUT),runs/tiny-model)
+tiny-model: setup ## build a tiny random PaddleOCR-VL: make tiny-model OUT=dir [VERSION=1|1.5|1.6]
+	$(OCRSFT) tiny-model $(or $(OUT),runs/tiny-model) $(if $(VERSION),--version $(VERSION))
 
 convert: setup ## make convert FORMAT=paddleocr-rec INPUT=labels.txt OUT=train.jsonl [ARGS=...]
 	$(OCRSFT) convert $(FORMAT) $(INPUT) -o $(OUT) $(ARGS)

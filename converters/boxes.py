@@ -8,6 +8,18 @@
 
 Coordinates are on a 0-1000 scale of the image's width and height, rounded
 and clamped, so they do not depend on the resolution the model sees.
+
+How PaddleOCR-VL-1.5 writes spotting (ms-swift #7975 asks "relative or absolute
+coordinates?"): each line is the text then 8 `<|LOC_n|>` tokens, the four corners
+x1 y1 ... x4 y4 of a quadrilateral (clockwise from top-left) on that 0-1000 scale
+of the block. Sources: paddlex 3.7.2 `post_process_for_spotting`
+(paddlex/inference/pipelines/paddleocr_vl/uilts.py), which takes each run of 8 LOC
+tokens and the text before it and maps `n / 1000 * w` (x) and `n / 1000 * h` (y)
+back to pixels; and PaddleFormers' 1.5 guide
+(examples/best_practices/PaddleOCR-VL-1.5/region_ocr.md, its laion_spotting
+example: `Be<|LOC_551|><|LOC_109|><|LOC_618|><|LOC_109|><|LOC_618|><|LOC_256|><|LOC_551|><|LOC_256|>`),
+lines joined by "\n". tests/test_converters_det.py runs paddlex's own parser on this
+module's output.
 Items are joined by newlines; `parse_*` read them back (for evaluation).
 """
 from __future__ import annotations

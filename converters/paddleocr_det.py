@@ -13,7 +13,8 @@
 
 `###` marks illegible text: `-O illegible=drop` (default) leaves those boxes
 out; `-O illegible=keep` writes them with the text `###`. Boxes keep the
-label's order; coordinates are 0-1000 (converters/boxes.py).
+label's order; coordinates are 0-1000 (converters/boxes.py, which cites
+how PaddleOCR-VL-1.5 itself writes and parses spotting answers).
 """
 from __future__ import annotations
 

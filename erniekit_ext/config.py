@@ -41,6 +41,8 @@ OCRSFT_KEYS = {
     "eval_generation_max_new_tokens": (64, "the decoding budget of eval_generation_samples"),
     "erniekit_timeout_s": (86400, "engine erniekit: stop ERNIEKit after this many seconds (it loops "
                                   "forever on a dataset whose every sample fails)"),
+    "model_version": ("auto", "PaddleOCR-VL version of model_name_or_path: auto (read from the "
+                              "folder, erniekit_ext/model_folder.py), 1, 1.5 or 1.6"),
 }
 
 # Keys users bring from ERNIEKit recipes (seed 002) that PaddleFormers spells differently.

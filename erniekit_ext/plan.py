@@ -49,6 +49,55 @@ def count_samples(dataset: str | Path) -> tuple[int, str]:
     return sum(1 for _ in iter_lines(dataset)), f"{dataset.name} (counted)"
 
 
+MIX_STRATEGIES = ("concat", "interleave_under", "interleave_over", "random")
+
+
+def mixed_samples(cfg: dict, paths: list[Path], sizes: list[int]) -> tuple[int, str | None]:
+    """(samples per epoch, what the mix draws from each dataset) as PaddleFormers' mixer
+    (paddleformers/datasets/reader/mix_datasets.py) builds an epoch from
+    `train_dataset_path: a,b` and `train_dataset_prob: 0.8,0.2`:
+
+        concat            every sample of every dataset once; the weights are ignored
+        interleave_under  draw a source by weight until one dataset is used up: ~min(n_i / p_i)
+        interleave_over   ... until every dataset was used up at least once: ~max(n_i / p_i)
+        random            int(p_i x num_samples_each_epoch) from each, with repetition
+
+    The interleaved counts are expectations (the trainer draws sources at random)."""
+    strategy = str(cfg.get("mix_strategy") or "concat")
+    if strategy not in MIX_STRATEGIES:
+        raise UserError("mix_strategy", f"{strategy!r} is not one of {', '.join(MIX_STRATEGIES)}")
+    if len(sizes) < 2:
+        return sum(sizes), None
+    raw = [w.strip() for w in str(cfg.get("train_dataset_prob") or "").split(",") if w.strip()]
+    try:
+        weights = [float(w) for w in raw] if raw else [1.0] * len(sizes)
+    except ValueError:
+        raise UserError("train_dataset_prob", f"{cfg['train_dataset_prob']!r}: weights are numbers") \
+            from None
+    if len(weights) != len(sizes) or any(w < 0 for w in weights) or not sum(weights):
+        raise UserError("train_dataset_prob", f"needs {len(sizes)} non-negative weights, one per "
+                                              f"dataset, got {cfg.get('train_dataset_prob')!r}")
+    probs = [w / sum(weights) for w in weights]
+    if strategy == "concat":
+        D, draws = sum(sizes), list(sizes)
+        if len(set(probs)) > 1:
+            return D, (f"mix concat: train_dataset_prob {cfg['train_dataset_prob']} is IGNORED; every "
+                       "sample of each dataset is used once (mix_strategy: interleave_under mixes "
+                       "by weight)")
+    elif strategy == "random":
+        n = int(cfg.get("num_samples_each_epoch", 6000000))
+        draws = [int(p * n) for p in probs]
+        D = sum(draws)
+    else:
+        per_source = [size / p for size, p in zip(sizes, probs) if p > 0]
+        D = round(min(per_source) if strategy == "interleave_under" else max(per_source))
+        draws = [round(p * D) for p in probs]
+    parts = [f"{path.name} {d} ({p:.0%}, {d / size:.2f} passes over its {size})"
+             for path, d, p, size in zip(paths, draws, probs, sizes)]
+    approx = "~" if strategy.startswith("interleave") else ""
+    return D, f"mix {strategy}: D {approx}{D} = " + " + ".join(parts)
+
+
 def dataset_paths(value) -> list[Path]:
     return [Path(p.strip()) for p in str(value or "").split(",") if p.strip()]
 
@@ -248,8 +297,8 @@ def plan_for(cfg: dict, gpus: int | None = None, scale: str | None = None,
     if not paths:
         raise UserError("train_dataset_path", "is not set")
     counts = [count_samples(p) for p in paths]
-    D = sum(n for n, _ in counts)
-    notes = [f"D from {', '.join(src for _, src in counts)}"]
+    D, mix_note = mixed_samples(cfg, paths, [n for n, _ in counts])
+    notes = [f"D from {', '.join(src for _, src in counts)}"] + ([mix_note] if mix_note else [])
     G = int(gpus or recipe_gpus)
     if G < 1:
         raise UserError("--gpus", f"must be >= 1, got {G}")

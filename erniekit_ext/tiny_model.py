@@ -3,8 +3,9 @@
 Nothing can be downloaded here, so every test and the demo start from a folder
 this module builds: config, weights (paddleformers' own model class, saved in
 HF layout), a sentencepiece tokenizer trained offline on the spot, the image
-processor config, the v1 chat template and `inference.yml`. The result loads
-in paddleformers (training) and in paddlex / `paddleocr doc_parser` (serving).
+processor config, the version's chat template and `inference.yml` (`--version
+1|1.5|1.6`, model_folder.VERSIONS). The result loads in paddleformers (training)
+and in paddlex / `paddleocr doc_parser --pipeline_version v1|v1.5|v1.6` (serving).
 
 The tokenizer is character-level (pieces of one character, digits split, bytes
 as fallback). Tiny models learn far faster when one token is one glyph, and it
@@ -60,8 +61,10 @@ PRESETS = {
 }
 
 
-def chat_template() -> str:
-    """PaddleOCR-VL v1's serving template: the same text the paddleocr_vl training template builds."""
+def chat_template(version: str = "1") -> str:
+    """The version's serving template: the text its training template builds
+    (v1 `paddleocr_vl`: "Assistant: "; 1.5/1.6 `paddleocr_vl_v15`: "Assistant:\\n")."""
+    prompt = json.dumps(model_folder.get_version(version).generation_prompt)
     return (
         '{%- if not add_generation_prompt is defined -%}{%- set add_generation_prompt = true -%}{%- endif -%}\n'
         '{{- "<|begin_of_sentence|>" -}}\n'
@@ -73,12 +76,12 @@ def chat_template() -> str:
         '{%- for c in message["content"] if c["type"] == "text" -%}{{- c["text"] -}}{%- endfor -%}\n'
         '{{- "\\n" -}}\n'
         '{%- elif message["role"] == "assistant" -%}\n'
-        '{{- "Assistant: " -}}\n'
+        "{{- " + prompt + " -}}\n"
         '{%- for c in message["content"] if c["type"] == "text" -%}{{- c["text"] -}}{%- endfor -%}\n'
         '{{- "</s>" -}}\n'
         '{%- endif -%}\n'
         '{%- endfor -%}\n'
-        '{%- if add_generation_prompt -%}{{- "Assistant: " -}}{%- endif -%}\n'
+        '{%- if add_generation_prompt -%}{{- ' + prompt + ' -}}{%- endif -%}\n'
     )
 
 
@@ -208,10 +211,12 @@ def save_random_weights(config: dict, out_dir: Path, seed: int) -> None:
 
 
 def build_tiny_model(out_dir: str | Path, preset: str = "test", seed: int = 0,
-                     charset: str | None = None, for_engine: str = "paddleformers") -> Path:
+                     charset: str | None = None, version: str = "1",
+                     for_engine: str = "paddleformers") -> Path:
     if preset not in PRESETS:
         raise UserError("--preset", f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     p = PRESETS[preset]
+    version = model_folder.get_version(version).name
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ernie = for_engine == "erniekit"
@@ -221,8 +226,8 @@ def build_tiny_model(out_dir: str | Path, preset: str = "test", seed: int = 0,
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     for name, obj in processor_files(p).items():
         (out_dir / name).write_text(json.dumps(obj, indent=2) + "\n")
-    (out_dir / "chat_template.jinja").write_text(chat_template())
-    model_folder.write_inference_yml(out_dir)
+    (out_dir / "chat_template.jinja").write_text(chat_template(version))
+    model_folder.write_inference_yml(out_dir, version)
     save_random_weights(config, out_dir, seed)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return model_folder.check_model_folder(out_dir, for_serving=True)
@@ -235,6 +240,8 @@ def add_args(p) -> None:
                    "llava-clip, llava-chinese-clip, llava-siglip, llava-onevision, internvl, "
                    "qwen2-vl, qwen2.5-vl (needs `make setup-torch`)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--version", default="1", choices=sorted(model_folder.VERSIONS),
+                   help="PaddleOCR-VL version: its chat template and paddlex model name")
     p.add_argument("--charset", help="characters the tokenizer must cover (default: the preset's)")
     p.add_argument("--for", dest="for_engine", default="paddleformers",
                    choices=("paddleformers", "erniekit"),
@@ -251,7 +258,9 @@ def main(args) -> int:
         print(f"tiny-model: wrote {out} ({sum(1 for _ in out.iterdir())} files, "
               f"family {args.family})")
         return 0
-    out = build_tiny_model(args.out, args.preset, args.seed, args.charset, args.for_engine)
+    out = build_tiny_model(args.out, args.preset, args.seed, args.charset, version=args.version,
+                           for_engine=args.for_engine)
     n = sum(1 for _ in out.iterdir())
-    print(f"tiny-model: wrote {out} ({n} files, preset {args.preset})")
+    print(f"tiny-model: wrote {out} ({n} files, preset {args.preset}, PaddleOCR-VL "
+          f"{args.version} as {model_folder.get_version(args.version).paddlex_model_name})")
     return 0

@@ -56,6 +56,31 @@ def check_data(cfg: dict) -> None:
                       f"{cfg.get('truncation_strategy', 'delete')})")
 
 
+def check_version(recipe) -> None:
+    """The folder's PaddleOCR-VL version picks the template; a recipe naming another
+    version's template stops here, at its own line, not as garbage output after training."""
+    cfg = recipe.cfg
+    if recipe.engine == "erniekit":
+        version, why = model_folder.detect_version(cfg["model_name_or_path"], recipe.ours["model_version"])
+        if version.name != "1":
+            # ERNIEKit's OCR-VL-SFT data path hard-codes v1's "\nAssistant: "
+            # (data_processor/steps/input_ids_messaging/chat_template_utils.py): ERNIE #1440, #1442.
+            raise recipe.fail("engine", f"erniekit builds PaddleOCR-VL v1's prompt (\"Assistant: \"), "
+                              f"but {cfg['model_name_or_path']} is PaddleOCR-VL {version.name} ({why}), "
+                              f"served with {version.generation_prompt!r}: use engine: paddleformers")
+        return
+    try:
+        version, why = model_folder.check_template(cfg.get("template"), cfg["model_name_or_path"],
+                                                   recipe.ours["model_version"])
+    except UserError as e:
+        if e.where in ("template", "model_version"):
+            raise recipe.fail(e.where, e.reason) from None
+        raise
+    cfg.setdefault("template", version.train_template)
+    print(f"check: PaddleOCR-VL {version.name} ({why}): template {cfg['template']}, "
+          f"served as {version.paddlex_model_name}")
+
+
 def output_dir(cfg: dict, resume: bool, overwrite: bool) -> tuple[Path, bool]:
     """(the run folder, whether it must be cleared); refuses to mix a new run into an old one."""
     out = Path(str(cfg.get("output_dir") or ""))
@@ -112,6 +137,8 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
             raise recipe.fail(key, "is not set")
     if recipe.engine != "torch":  # bridge models are other families; the bridge checks them
         model_folder.check_model_folder(cfg["model_name_or_path"])
+    if recipe.engine in ("paddleformers", "erniekit"):
+        check_version(recipe)
     check_data(cfg)
     out, clear = output_dir(cfg, resume, overwrite)
     if clear:

@@ -64,11 +64,29 @@ def add_args(p) -> None:
     p.add_argument("--task", default="auto", choices=["auto", *TASKS])
     add_norm_args(p)
     p.add_argument("-o", "--out", type=Path, default=Path("compare_report"))
+    p.add_argument("--general-base", type=Path, help="base predictions on a general held-out set "
+                   "(outside the domain): reports what fine-tuning cost there")
+    p.add_argument("--general-sft", type=Path, help="fine-tuned predictions on that general set")
 
 
 def main(args) -> int:
+    if bool(args.general_base) != bool(args.general_sft):
+        raise UserError("--general-sft" if args.general_base else "--general-base",
+                        "the general set needs both --general-base and --general-sft")
     result = compare(args.base, args.sft, args.task, norm_of(args))
     report = write_report(result, args.out, args.base, args.sft)
     print(json.dumps(rounded(result["delta"])))
+    if args.general_base:
+        from inference import forgetting
+
+        general = compare(args.general_base, args.general_sft, "auto", norm_of(args))
+        v = forgetting.verdict(result, general)
+        write_json(args.out / "forgetting.json", v)
+        with open(report, "a") as f:
+            f.write("\n".join(forgetting.report_lines(v)) + "\n")
+        for name in ("domain", "general"):
+            for family, c in v[name].items():
+                print(f"compare: {name:7} {family} {forgetting.describe(c)}")
+        print(f"compare: {v['text']}")
     print(f"compare: {len(result['fixed'])} fixed, {len(result['broken'])} broken; report {report}")
     return 0

@@ -1,4 +1,4 @@
-"""`ocrsft export RUN -o DIR [--base BASE]`: a folder paddleocr / paddlex (pipeline v1) loads.
+"""`ocrsft export RUN -o DIR [--base BASE]`: a folder paddleocr / paddlex loads (the base's version).
 
 A paddleformers output folder is not servable as it stands (inference-facts.md):
 1. no `inference.yml`, and the chat template must be the base model's;
@@ -31,17 +31,28 @@ IMAGE_TOKEN = "<|IMAGE_PLACEHOLDER|>"
 ERNIEKIT_RESOLVED = "resolved_erniekit.yaml"
 
 
-def find_base(run_dir: Path) -> Path | None:
-    """The model the run started from, as recorded in its resolved config."""
+def resolved_key(run_dir: Path, key: str):
     import yaml
 
     for path in (run_dir / "resolved.yaml", run_dir / ERNIEKIT_RESOLVED):  # the engines write these
-        if not path.is_file():
-            continue
-        base = yaml.safe_load(path.read_text()).get("model_name_or_path")
-        if base and Path(base).is_dir():
-            return Path(base)
+        value = yaml.safe_load(path.read_text()).get(key) if path.is_file() else None
+        if value is not None:
+            return value
     return None
+
+
+def trained_as(run_dir: Path) -> dict:
+    """What the run says about its prompt: the template (resolved.yaml) and the recipe's
+    model_version (plan.json), so export serves the version the run was trained for."""
+    plan = run_dir / "plan.json"
+    ours = json.loads(plan.read_text()).get("ocrsft", {}) if plan.is_file() else {}
+    return {"template": resolved_key(run_dir, "template"), "model_version": ours.get("model_version")}
+
+
+def find_base(run_dir: Path) -> Path | None:
+    """The model the run started from, as recorded in its resolved config."""
+    base = resolved_key(run_dir, "model_name_or_path")
+    return Path(base) if base and Path(base).is_dir() else None
 
 
 def erniekit_from_base(run_dir: Path) -> tuple[str, ...]:
@@ -102,7 +113,7 @@ def fix_tokenizer_config(out: Path) -> None:
 
 
 def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
-           verify: bool = True) -> Path:
+           verify: bool = True, recorded: dict | None = None) -> Path:
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise UserError(str(run_dir), "run folder not found")
@@ -121,7 +132,8 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".merging-") as tmp:
             merged = merge_lora(run_dir, Path(tmp) / "merged", base)
             print(f"export: merged the LoRA adapter of {run_dir} into its base")
-            return export(merged, out, base or base_of(run_dir), verify)
+            return export(merged, out, base or base_of(run_dir), verify,
+                          recorded or trained_as(run_dir))
     base = Path(base) if base else find_base(run_dir)
     if base is None:
         raise UserError("--base", f"cannot tell which base model {run_dir} was trained from; "
@@ -146,7 +158,16 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     config = model_folder.read_config(base)
     fix_generation_config(out, config)
     fix_tokenizer_config(out)
-    model_folder.write_inference_yml(out)
+    # The version is the base's: its chat template came along, inference.yml names it.
+    recorded = recorded or trained_as(run_dir)
+    version, _ = model_folder.detect_version(base, recorded["model_version"])
+    model_folder.write_inference_yml(out, version.name)
+    template = recorded["template"]
+    model_folder.write_training_record(out, template, version)
+    if template and template != version.train_template:
+        print(f"export: WARNING {run_dir} was trained with template {template}, but {base} is "
+              f"PaddleOCR-VL {version.name}, served with {version.train_template}'s prompt; "
+              f"`ocrsft parity {out} --data VAL.jsonl` shows where they part")
     model_folder.check_model_folder(out, for_serving=True)
     if added:
         print(f"export: took {len(added)} tensors the run lacked from {base}")
@@ -162,14 +183,22 @@ def add_args(p) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="folder to write")
     p.add_argument("--base", type=Path, help="the base model folder (default: from the run's config)")
     p.add_argument("--no-verify", action="store_true", help="skip loading the result with paddlex")
+    p.add_argument("--model-version", choices=sorted(model_folder.VERSIONS),
+                   help="the PaddleOCR-VL version to serve as (default: the recipe's model_version, "
+                        "else read from the base folder)")
 
 
 def main(args) -> int:
     from erniekit_ext.bridge.generate import is_bridge_model
 
-    out = export(args.run, args.out, args.base, verify=not args.no_verify)
+    recorded = None
+    if args.model_version and args.run.is_dir():
+        recorded = {**trained_as(args.run), "model_version": args.model_version}
+    out = export(args.run, args.out, args.base, verify=not args.no_verify, recorded=recorded)
     if is_bridge_model(out):
         print(f"export: wrote {out} (loads in transformers; `ocrsft infer {out}` generates)")
     else:
-        print(f"export: wrote {out} (loads in paddlex as {model_folder.PADDLEX_MODEL_NAME})")
+        version, _ = model_folder.detect_version(out)
+        print(f"export: wrote {out} (loads in paddlex as {version.paddlex_model_name}; "
+              f"paddleocr doc_parser --pipeline_version {version.pipeline_version})")
     return 0

@@ -4,9 +4,10 @@ A fine-tuned model reads well only when the ids it is served are, token for
 token, the ids it learned from (inference-facts.md, export trap 5). This builds
 the prompt of the first N samples twice, each with the real code of its side:
 
-    trained  PaddleFormers' erniekit reader, the registered `paddleocr_vl` template
-             and image plugin, the folder's tokenizer and processor: what
-             `train_dataset_type: erniekit` + `template: paddleocr_vl` feed the trainer
+    trained  PaddleFormers' erniekit reader, the template the run trained with
+             (recorded by `ocrsft export`; else the folder version's: `paddleocr_vl`
+             for v1, `paddleocr_vl_v15` for 1.5/1.6) and its image plugin, the folder's tokenizer and processor: what
+             `train_dataset_type: erniekit` + that `template:` feed the trainer
     served   paddlex's PaddleOCR-VL predictor, the one `ocrsft infer` runs: its
              processor and the folder's chat_template.jinja on {"image", "query"}
 
@@ -36,8 +37,11 @@ from inference.export import IMAGE_TOKEN
 class TrainedPrompt:
     """One sample through PaddleFormers' SFT data path, as `run_sft` sets it up."""
 
-    def __init__(self, model_dir: Path, data: Path, samples: int):
+    def __init__(self, model_dir: Path, data: Path, samples: int, template: str = "paddleocr_vl"):
         compat.apply()
+        from erniekit_ext import templates
+
+        templates.register()
         compat.set_template_augmentation(False)
         from paddleformers.datasets.loader import create_dataset
         from paddleformers.datasets.reader.file_reader import FileReader
@@ -47,7 +51,7 @@ class TrainedPrompt:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         config = dict(
             tokenizer=self.tokenizer, processor=AutoProcessor.from_pretrained(str(model_dir)),
-            template="paddleocr_vl", template_backend="custom", tool_format=None,
+            template=template, template_backend="custom", tool_format=None,
             default_system=None, stage="VL-SFT", task_group=f"{data}#{samples}",
             task_group_prob="1.0", sub_dataset_type="erniekit", is_valid=True, packing=False,
             mix_strategy="concat", random_shuffle=False, random_seed=0,
@@ -103,6 +107,15 @@ def describe(pos: int, trained: list[int], served: list[int], t_tok, s_tok) -> s
     return text
 
 
+def trained_template(model_dir: Path) -> str:
+    """The template the folder's weights were trained with: recorded by `ocrsft export`,
+    else the one its version is trained with (model_folder.VERSIONS)."""
+    from erniekit_ext import model_folder
+
+    recorded = model_folder.read_training_record(model_dir).get("template")
+    return recorded or model_folder.detect_version(model_dir)[0].train_template
+
+
 def check(model_dir: Path, data: Path, samples: int = 8, image_root: Path | None = None) -> dict:
     """Compare the first `samples` samples; returns counts and the first difference found."""
     from inference.predict import requests_from
@@ -111,7 +124,8 @@ def check(model_dir: Path, data: Path, samples: int = 8, image_root: Path | None
     if not data.is_file():
         raise UserError(str(data), "data file not found")
     served = ServedPrompt(model_dir)
-    trained = TrainedPrompt(model_dir, data, samples)
+    template = trained_template(model_dir)
+    trained = TrainedPrompt(model_dir, data, samples, template)
     result = {"compared": 0, "differ": 0, "skipped": [], "first": None}
     pairs = zip(iter_jsonl(data), requests_from(data, Path(image_root) if image_root else data.parent))
     for ((line, obj), req), _ in zip(pairs, range(samples)):

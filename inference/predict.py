@@ -78,7 +78,8 @@ def load_native(model_dir: Path):
     model_folder.check_model_folder(model_dir, for_serving=True)
     from paddlex import create_model
 
-    return create_model(model_folder.PADDLEX_MODEL_NAME, model_dir=str(model_dir), device="cpu")
+    version, _ = model_folder.detect_version(model_dir)
+    return create_model(version.paddlex_model_name, model_dir=str(model_dir), device="cpu")
 
 
 class NativePredictor:
@@ -126,13 +127,16 @@ def server_problem(url: str) -> str | None:
 
 
 class DocParserPredictor:
-    """The `paddleocr doc_parser` pipeline, v1, one block per image."""
+    """The `paddleocr doc_parser` pipeline of the folder's version, one block per image."""
 
     def __init__(self, model_dir: Path | None, max_new_tokens: int, backend: str,
                  server_url: str | None, concurrency: int):
         from paddleocr import PaddleOCRVL
 
-        kwargs = dict(pipeline_version="v1", vl_rec_model_name=model_folder.PADDLEX_MODEL_NAME,
+        # The folder's version picks the pipeline (v1 / v1.5 / v1.6) and the model name.
+        version = model_folder.detect_version(model_dir)[0] if model_dir else model_folder.VERSIONS["1"]
+        kwargs = dict(pipeline_version=version.pipeline_version,
+                      vl_rec_model_name=version.paddlex_model_name,
                       use_layout_detection=False, device="cpu")
         self.pixels = {}
         pre = Path(model_dir) / "preprocessor_config.json" if model_dir else None

@@ -124,6 +124,9 @@ def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = Tr
 
 def run_in_process(cfg: dict, augment: bool, generation: dict | None = None) -> None:
     compat.apply()
+    from erniekit_ext import templates
+
+    templates.register()  # paddleocr_vl_v15 (1.5/1.6), before the augmentation switch reads TEMPLATES
     compat.set_template_augmentation(augment)
     from paddleformers.cli.train.tuner import run_tuner
 
