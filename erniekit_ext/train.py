@@ -24,14 +24,19 @@ from erniekit_ext.plan import (PLAN_FILES, Plan, TokenCounter, dataset_paths, pr
 def detected_gpus() -> int | None:
     """GPUs the launcher will use, all nodes together; None on a machine without one."""
     from erniekit_ext import compat
+    from erniekit_ext.distributed import visible_gpus
 
     if not compat.has_gpu():
         return None
-    import paddle
+    return visible_gpus() * int(os.environ.get("NNODES", "1"))
 
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    local = len(visible.split(",")) if visible else paddle.device.cuda.device_count()
-    return local * int(os.environ.get("NNODES", "1"))
+
+def world(nproc_per_node: int | None = None):
+    """The run's process layout (distributed.layout), from the flag, the environment and the GPUs."""
+    from erniekit_ext.distributed import layout
+
+    gpus = detected_gpus()
+    return layout(nproc_per_node, None if gpus is None else gpus // int(os.environ.get("NNODES", "1")))
 
 
 def check_data(cfg: dict) -> None:
@@ -97,30 +102,42 @@ def report(cfg: dict, plan: Plan, out: Path) -> None:
 
 
 def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = False,
-        gpus: int | None = None) -> Path:
+        gpus: int | None = None, nproc_per_node: int | None = None) -> Path:
+    lay = world(nproc_per_node)
+    lead = lay.node_rank == 0  # node 0 owns the run folder; other nodes only launch workers
     # The output folder first: refusing takes no imports and no data reading.
-    output_dir(resolve(config, overrides, check=False).cfg, resume, overwrite)
-    recipe, plan = resolve_and_plan(config, overrides, gpus or detected_gpus())
-    print(plan.table(), flush=True)
+    if lead:
+        output_dir(resolve(config, overrides, check=False).cfg, resume, overwrite)
+    # G is the world size: every process trains on its own share of each step.
+    launched = lay.world_size if lay.distributed or detected_gpus() else None
+    recipe, plan = resolve_and_plan(config, overrides, gpus or launched)
+    if lead:
+        print(plan.table(), flush=True)
     cfg = recipe.cfg
     for key in ("model_name_or_path", "output_dir"):
         if not cfg.get(key):
             raise recipe.fail(key, "is not set")
     if recipe.engine != "torch":  # bridge models are other families; the bridge checks them
         model_folder.check_model_folder(cfg["model_name_or_path"])
-    check_data(cfg)
-    out, clear = output_dir(cfg, resume, overwrite)
-    if clear:
-        shutil.rmtree(out)
+    out = Path(str(cfg["output_dir"]))
+    if lead:
+        check_data(cfg)
+        out, clear = output_dir(cfg, resume, overwrite)
+        if clear:
+            shutil.rmtree(out)
     cfg.setdefault("logging_dir", str(out / "tensorboard"))
     cfg.setdefault("report_to", "tensorboard")
-    write_run_files(cfg, plan, out, recipe.ours)
-    if resume and not list(out.glob("checkpoint-*")):
-        print(f"train: no checkpoint in {out} yet; starting at step 0")
+    if lead:
+        write_run_files(cfg, plan, out, recipe.ours)
+        if resume and not list(out.glob("checkpoint-*")):
+            print(f"train: no checkpoint in {out} yet; starting at step 0")
+    if lay.distributed:
+        print(f"train: {lay.nproc_per_node} process(es) on each of {lay.nnodes} node(s), "
+              f"world size {lay.world_size}; this is node {lay.node_rank}", flush=True)
     if recipe.engine == "torch":
-        from erniekit_ext.bridge.train import run as bridge_run
+        from erniekit_ext.bridge.launch import launch as bridge_launch
 
-        bridge_run(cfg, out, resume=resume)
+        bridge_launch(cfg, out, resume=resume, lay=lay)
     elif recipe.engine == "erniekit":
         from erniekit_ext.engines.erniekit import launch
 
@@ -130,8 +147,9 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
 
         launch(cfg, out, resume=resume, augment=recipe.ours["ocr_augmentation"],
                generation=generation_eval(cfg, recipe.ours["eval_generation_samples"],
-                                          recipe.ours["eval_generation_max_new_tokens"]))
-    report(cfg, plan, out)
+                                          recipe.ours["eval_generation_max_new_tokens"]), lay=lay)
+    if lead:
+        report(cfg, plan, out)
     return out
 
 
@@ -142,9 +160,14 @@ def add_args(p) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="delete a previous run in output_dir and start over")
     p.add_argument("--gpus", type=int, help="plan for this many GPUs, all nodes together "
-                   "(default: the GPUs visible here times NNODES)")
+                   "(default: the world size, --nproc-per-node times NNODES)")
+    p.add_argument("--nproc-per-node", type=int, default=None,
+                   help="worker processes on this node (default: NPROC_PER_NODE, else one per "
+                        "visible GPU, else 1); several nodes: NNODES, NODE_RANK, MASTER_ADDR, "
+                        "MASTER_PORT")
 
 
 def main(args) -> int:
-    run(args.config, args.overrides, args.resume, args.overwrite, args.gpus)
+    run(args.config, args.overrides, args.resume, args.overwrite, args.gpus,
+        args.nproc_per_node)
     return 0

@@ -61,8 +61,17 @@ def test_unreadable_data_names_file_and_line(tmp_path, tiny_model):
                 "eval_dataset_path": str(tmp_path / "missing.jsonl"), "do_eval": False})
 
 
-def test_no_gpu_here_means_the_cpu_plan():
-    assert detected_gpus() is None
+def test_gpus_are_counted_on_every_node(monkeypatch):
+    """On this host: None exactly when paddle sees no GPU; then what a GPU host would count."""
+    from erniekit_ext import compat
+
+    assert (detected_gpus() is None) == (not compat.has_gpu())
+    monkeypatch.setattr(compat, "has_gpu", lambda: False)
+    assert detected_gpus() is None                        # a CPU box: the recipe's own G
+    monkeypatch.setattr(compat, "has_gpu", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("NNODES", "2")
+    assert detected_gpus() == 4                           # 2 visible here x 2 nodes
 
 
 def test_full_recipe_rewrites_to_erniekits_ocr_vl_sft_schema(tmp_path):
@@ -90,5 +99,16 @@ def test_erniekit_refuses_what_it_cannot_express(tmp_path):
     lora = erniekit.to_erniekit({"fine_tuning": "lora", "lora_rank": 8,
                                  "per_device_train_batch_size": 2})
     assert (lora["fine_tuning"], lora["batch_size"], lora["packing"]) == ("LoRA", 2, False)
+
+
+
+def test_erniekit_names_what_is_missing(monkeypatch):
+    """Whatever this host has installed: without a checkout every piece is named, with one none."""
+    monkeypatch.setattr(erniekit.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(erniekit.shutil, "which", lambda name: None)
     missing = erniekit.missing()
-    assert any("ernie" in m for m in missing) and any("OCR-VL-SFT" in m for m in missing)
+    assert any("`ernie` package" in m for m in missing) and any("OCR-VL-SFT" in m for m in missing)
+    assert "the `erniekit` command" in missing
+    monkeypatch.setattr(erniekit.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(erniekit.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert erniekit.missing() == []
