@@ -290,7 +290,7 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
         batches = length_grouped(stream, s.per_device_train_batch_size, s.seed + epoch, s.group_buffer)
         for done, rounds in steps_of(batches, world.size, s.gradient_accumulation_steps,
                                      state["batches_done"]):
-            everyone = [b for r in rounds for b in r]
+            everyone = [e for r in rounds for b in r for e in b]  # every rank's examples
             labelled = max(1, label_tokens(everyone))  # the step's label tokens, all ranks
             loss_sum = 0.0
             for i, batch in enumerate(r[world.rank] for r in rounds):
