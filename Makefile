@@ -86,7 +86,9 @@ docker-build: ## build the GPU image (Paddle 3.x GPU base + ERNIE checkout)
 
 docker-train: ## make docker-train CONFIG=configs/...yaml
 	@test -n "$(CONFIG)" || { echo "make docker-train: error: CONFIG is not set" >&2; exit 2; }
-	docker run --gpus all --rm -v $(CURDIR):/workspace/ocrsft -w /workspace/ocrsft $(IMAGE) \
+	docker run --gpus all --rm --shm-size=64g --network=host \
+	  -e NPROC_PER_NODE -e NNODES -e NODE_RANK -e MASTER_ADDR -e MASTER_PORT \
+	  -v $(CURDIR):/workspace/ocrsft -w /workspace/ocrsft $(IMAGE) \
 	  ocrsft train $(CONFIG) $(ARGS)
 
 docker-infer: ## make docker-infer MODEL=dir DATA=val.jsonl OUT=pred.jsonl

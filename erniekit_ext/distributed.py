@@ -32,9 +32,9 @@ def _int_env(name: str) -> int | None:
     value = os.environ.get(name, "").strip()
     if not value:
         return None
-    if not value.isdigit() or int(value) < (0 if name == "NODE_RANK" else 1):
-        raise UserError(name, f"must be a whole number{'' if name == 'NODE_RANK' else ' >= 1'}, "
-                              f"got {value!r}")
+    rank = name.endswith("NODE_RANK")
+    if not value.isdigit() or int(value) < (0 if rank else 1):
+        raise UserError(name, f"must be a whole number{'' if rank else ' >= 1'}, got {value!r}")
     return int(value)
 
 
@@ -56,6 +56,12 @@ def visible_gpus() -> int:
         return torch.cuda.device_count()
     except ImportError:
         return 0
+
+
+def node_rank_from_env() -> int:
+    """NODE_RANK, or PADDLE_NODE_RANK (the name ERNIEKit's own launcher reads); 0 when unset."""
+    rank = _int_env("NODE_RANK")
+    return rank if rank is not None else _int_env("PADDLE_NODE_RANK") or 0
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ def layout(nproc_per_node: int | None = None, gpus: int | None = None) -> Layout
     if nproc is None:
         nproc = max(1, visible_gpus() if gpus is None else gpus)
     nnodes = _int_env("NNODES") or 1
-    node_rank = _int_env("NODE_RANK") or 0
+    node_rank = node_rank_from_env()
     if node_rank >= nnodes:
         raise UserError("NODE_RANK", f"{node_rank} is not below NNODES {nnodes}")
     master = os.environ.get("MASTER_ADDR") or None

@@ -103,11 +103,13 @@ def report(cfg: dict, plan: Plan, out: Path) -> None:
 
 def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = False,
         gpus: int | None = None, nproc_per_node: int | None = None) -> Path:
-    lay = world(nproc_per_node)
-    lead = lay.node_rank == 0  # node 0 owns the run folder; other nodes only launch workers
+    from erniekit_ext.distributed import node_rank_from_env
+
+    lead = node_rank_from_env() == 0  # node 0 owns the run folder; other nodes only launch workers
     # The output folder first: refusing takes no imports and no data reading.
     if lead:
         output_dir(resolve(config, overrides, check=False).cfg, resume, overwrite)
+    lay = world(nproc_per_node)
     # G is the world size: every process trains on its own share of each step.
     launched = lay.world_size if lay.distributed or detected_gpus() else None
     recipe, plan = resolve_and_plan(config, overrides, gpus or launched)

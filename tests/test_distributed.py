@@ -10,7 +10,7 @@ from converters.errors import UserError
 from erniekit_ext.distributed import Layout, layout, paddle_launch_command, torchrun_command
 from erniekit_ext.engines.paddleformers import distributed_command
 
-LAYOUT_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT",
+LAYOUT_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "PADDLE_NODE_RANK", "MASTER_ADDR", "MASTER_PORT",
               "CUDA_VISIBLE_DEVICES")
 
 
@@ -62,6 +62,9 @@ def test_layout_from_flag_environment_and_gpus(clean_env):
     clean_env.setenv("NODE_RANK", "1")
     lay = layout(gpus=0)
     assert (lay.world_size, lay.node_rank, lay.master_addr) == (4, 1, "10.0.0.1")
+    clean_env.delenv("NODE_RANK")
+    clean_env.setenv("PADDLE_NODE_RANK", "1")                         # ERNIEKit's name for it
+    assert layout(gpus=0).node_rank == 1
     clean_env.setenv("NODE_RANK", "2")
     with pytest.raises(UserError, match="NODE_RANK: 2 is not below NNODES 2"):
         layout(gpus=0)

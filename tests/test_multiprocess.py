@@ -25,7 +25,7 @@ from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
 from tests.test_train_cli import CONFIG, icdar_words  # noqa: F401  (fixture)
 
 BRIDGE = Path(__file__).resolve().parent.parent / "configs" / "bridge"
-LAYOUT_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+LAYOUT_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "PADDLE_NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 def free_port() -> int:
