@@ -91,7 +91,7 @@ def fix_tokenizer_config(out: Path) -> None:
 
 
 def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
-           verify: bool = True) -> Path:
+           verify: bool = True, device: str = "auto") -> Path:
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise UserError(str(run_dir), "run folder not found")
@@ -141,7 +141,7 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     if verify:
         from inference.predict import load_native
 
-        load_native(out)
+        load_native(out, device)
     return out
 
 
@@ -150,12 +150,13 @@ def add_args(p) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="folder to write")
     p.add_argument("--base", type=Path, help="the base model folder (default: from the run's config)")
     p.add_argument("--no-verify", action="store_true", help="skip loading the result with paddlex")
+    p.add_argument("--device", default="auto", help="where the check loads it: auto, cpu or gpu:N")
 
 
 def main(args) -> int:
     from erniekit_ext.bridge.generate import is_bridge_model
 
-    out = export(args.run, args.out, args.base, verify=not args.no_verify)
+    out = export(args.run, args.out, args.base, verify=not args.no_verify, device=args.device)
     if is_bridge_model(out):
         print(f"export: wrote {out} (loads in transformers; `ocrsft infer {out}` generates)")
     else:
