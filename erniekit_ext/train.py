@@ -32,11 +32,11 @@ def detected_gpus() -> int | None:
 
 
 def world(nproc_per_node: int | None = None):
-    """The run's process layout (distributed.layout), from the flag, the environment and the GPUs."""
+    """The run's process layout (distributed.layout): the flag, the environment, else one
+    process per visible GPU (GPUs are only probed when no count is given)."""
     from erniekit_ext.distributed import layout
 
-    gpus = detected_gpus()
-    return layout(nproc_per_node, None if gpus is None else gpus // int(os.environ.get("NNODES", "1")))
+    return layout(nproc_per_node)
 
 
 def check_data(cfg: dict) -> None:
