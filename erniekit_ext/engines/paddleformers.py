@@ -11,9 +11,12 @@ Loss across ranks: PaddleFormers' causal-LM loss is the mean over each rank's ow
 label tokens; data parallelism then averages the ranks' gradients with equal
 weight. A rank whose micro-batch holds 3 label tokens counts as much as one with
 300, so N workers at batch B match one worker at batch N x B only when the ranks
-hold equal label tokens. PaddleFormers 1.2 has no switch for a token-weighted
-mean across ranks (its `loss_subbatch_sequence_length` only splits the loss
-computation); the torch bridge weights by tokens (bridge/train.py).
+hold equal label tokens (nn/criterion/sft_loss.py: sum over label tokens / their
+count, per rank). PaddleFormers 1.2 has no switch for PaddleOCR-VL: its
+`token_balance_loss` reaches only ERNIE-4.5-MoE-VL and the ERNIE pretrain models,
+and divides by a fixed max_seq_len x batch rather than by label tokens;
+`loss_subbatch_sequence_length` only splits the computation. The torch bridge
+weights by tokens across micro-batches and ranks (bridge/train.py).
 """
 from __future__ import annotations
 
