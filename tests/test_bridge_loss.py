@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from converters.sample import make_sample
 from tests.fixtures_bridge import engine_cfg, in_torch, tiny_bridge  # noqa: F401  (fixture)
 
@@ -42,6 +44,7 @@ def _first_loss_and_reference(model: str, data: str, image_root: str, run: str) 
             "counts": counts}
 
 
+@pytest.mark.slow
 def test_a_long_answer_weighs_by_its_tokens(tiny_bridge, shared_data, tmp_path):
     crops = shared_data / "paddleocr_rec"
     first = (crops / "rec_gt_train.txt").read_text(encoding="utf-8").splitlines()[:2]
