@@ -143,6 +143,9 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
     elif recipe.engine == "erniekit":
         from erniekit_ext.engines.erniekit import launch
 
+        if nproc_per_node:  # `erniekit train` starts one worker per visible GPU itself
+            print("train: engine erniekit ignores --nproc-per-node; choose GPUs with "
+                  "CUDA_VISIBLE_DEVICES", flush=True)
         launch(cfg, out, resume=resume)
     else:
         from erniekit_ext.engines.paddleformers import generation_eval, launch
