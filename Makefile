@@ -56,7 +56,7 @@ plan: setup ## make plan CONFIG=configs/...yaml [ARGS="--gpus 8"]
 	@test -n "$(CONFIG)" || { echo "make plan: error: CONFIG is not set (make plan CONFIG=configs/...yaml)" >&2; exit 2; }
 	$(OCRSFT) plan $(CONFIG) $(ARGS)
 
-train: setup ## make train CONFIG=configs/...yaml [ARGS=--resume]
+train: setup ## make train CONFIG=configs/...yaml [ARGS=--resume] [NPROC_PER_NODE=N] (NNODES, NODE_RANK, MASTER_ADDR/PORT: several nodes)
 	@test -n "$(CONFIG)" || { echo "make train: error: CONFIG is not set (make train CONFIG=configs/...yaml)" >&2; exit 2; }
 	$(OCRSFT) train $(CONFIG) $(ARGS)
 
