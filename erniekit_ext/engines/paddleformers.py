@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -122,9 +123,10 @@ def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = Tr
         cfg.update(compat.cpu_launch_settings())
     if lay.node_rank == 0:
         resolved, log_dir = write_resolved(cfg, run_dir), run_dir / "launch_logs"
-    else:  # node 0 owns the run folder; this node keeps its copy and its logs apart
-        log_dir = run_dir / "launch_logs" / f"node-{lay.node_rank}"
+    else:  # node 0 owns the run folder (and may clear it): this node keeps its files apart
+        log_dir = Path(tempfile.mkdtemp(prefix=f"ocrsft-node{lay.node_rank}-"))
         resolved = write_resolved(cfg, log_dir)
+        print(f"train: node {lay.node_rank} writes its launcher logs to {log_dir}", flush=True)
     if gpu or lay.distributed:
         env = dict(os.environ, OCRSFT_TEMPLATE_AUGMENT="1" if augment else "0",
                    OCRSFT_GENERATION_EVAL=json.dumps(generation),
