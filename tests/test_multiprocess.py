@@ -68,11 +68,18 @@ def finish(proc) -> str:
     try:
         out, _ = proc.communicate(timeout=400)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        stop(proc)
     assert proc.returncode == 0, out[-5000:]
     return out
+
+
+def stop(proc) -> None:
+    """Kill what is left of `proc`'s process group (its launcher and workers)."""
+    try:
+        os.killpg(proc.pid, 9)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def paddle_train(model, words, out, *extra, **kw):
@@ -130,7 +137,11 @@ def test_two_paddle_nodes_on_localhost_train(tiny_model, icdar_words, tmp_path):
                           environ=env(NNODES=2, NODE_RANK=rank, MASTER_ADDR="127.0.0.1",
                                       MASTER_PORT=port))
              for rank in (0, 1)]
-    lead, other = (finish(p) for p in nodes)
+    try:  # if one node fails, the other would wait for it forever: stop both
+        lead, other = (finish(p) for p in nodes)
+    finally:
+        for p in nodes:
+            stop(p)
     assert "world size 2; this is node 0" in lead and "this is node 1" in other
     assert "plan:" in lead and "plan:" not in other        # node 0 owns the run folder
     assert (json.loads((out / "plan.json").read_text())["G"]) == 2
