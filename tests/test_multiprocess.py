@@ -4,7 +4,8 @@ Paddle: 2 workers through paddle.distributed.launch (world size 2 in both logs,
 disjoint halves of the data, rank 0 alone saves, --resume continues under 2
 workers), and 2 localhost nodes through two launchers. Torch: `ocrsft train
 --nproc-per-node 2` relaunches under torchrun, and 2 processes at batch B equal
-1 process at batch B x accumulation 2; resume under torchrun is bit-identical.
+1 process at batch B x accumulation 2, and so does FSDP; resume under torchrun is
+bit-identical.
 Every test picks free ports and leaves no process behind.
 """
 from __future__ import annotations
@@ -186,6 +187,17 @@ def test_two_torch_processes_equal_one_with_twice_the_accumulation(tiny_bridge, 
     assert sorted(wa) == sorted(wb)
     assert max(float(abs(wa[k] - wb[k]).max()) for k in wa) < 1e-5
     assert json.loads((two / "ocrsft_run.json").read_text())["processes"] == 2
+
+    # FSDP (fsdp: true) shards the same run: same losses, same adapter, frozen towers untouched.
+    sharded = tmp_path / "fsdp"
+    ocrsft("train", recipe, *common, f"output_dir={sharded}", "fsdp=true", "--nproc-per-node", "2",
+           environ=cpu_env(MASTER_PORT=free_port()))
+    c, wc = loss(sharded), adapter(sharded)
+    assert sorted(c) == sorted(b) and all(abs(c[s] - b[s]) < 1e-5 for s in c), (b, c)
+    assert sorted(wc) == sorted(wb) and max(float(abs(wc[k] - wb[k]).max()) for k in wb) < 1e-5
+    info = json.loads((sharded / "ocrsft_run.json").read_text())
+    assert info["changed"] == ["projector"]
+    assert info["checksums"]["after"]["vision"] == info["checksums"]["before"]["vision"]
 
     # A crash after checkpoint-2, resumed under torchrun: bit-identical to the straight run.
     resumed.mkdir()

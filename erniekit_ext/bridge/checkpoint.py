@@ -31,10 +31,12 @@ def base_name(name: str) -> str | None:
 
 
 def tower_checksums(model, fam: Family) -> dict[str, str]:
+    """`model`: a module, or a full state dict (what a sharded model gathers)."""
     import torch
 
     digests = {t: hashlib.sha1() for t in ("vision", "projector", "language")}
-    for name, p in sorted(model.named_parameters()):
+    named = model.items() if isinstance(model, dict) else model.named_parameters()
+    for name, p in sorted(named):
         name = base_name(name)
         if name is None:
             continue

@@ -15,6 +15,9 @@ batch per rank; an incomplete last round is dropped). DDP syncs gradients only
 on the last micro-step of an accumulation (`no_sync()` before it). Rank 0 alone
 writes checkpoints, TensorBoard, data.json and the final model; a barrier
 follows each checkpoint. 4/8-bit models load onto the rank's own GPU.
+`fsdp: true` shards the model instead of replicating it (FSDP2: each transformer
+block a unit); the final weights are gathered for rank 0 to save. Checkpoints,
+resume and 4/8-bit are refused with it for now.
 
 Why this loop and not transformers.Trainer: the loop already holds the per-module
 learning rates, LoRA per tower, modules_to_save, length grouping, tower
@@ -199,6 +202,23 @@ def wrap_ddp(model, world: World):
                                    else None, find_unused_parameters=True)
 
 
+def shard(model) -> None:
+    """FSDP2: each transformer block its own unit, then the rest at the root."""
+    from torch.distributed.fsdp import fully_shard
+
+    for module in list(model.modules()):
+        if type(module).__name__.endswith(("DecoderLayer", "EncoderLayer")):
+            fully_shard(module)
+    fully_shard(model)
+
+
+def gathered_state(model) -> dict:
+    """The whole state dict of a sharded model, on the CPU (a collective: every rank calls it)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
 @isolated
 def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
     import torch
@@ -240,6 +260,14 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
 
     # What trains, and how fast.
     model = make_trainable(model, fam, s, qconf is not None)
+    sharded = s.fsdp and world.size > 1
+    if sharded:
+        if resume:
+            raise UserError("fsdp", "--resume is not supported with fsdp yet (train with DDP: "
+                                    "fsdp: false)")
+        if qconf is not None:
+            raise UserError("fsdp", "does not shard 4/8-bit weights; use DDP (fsdp: false)")
+        shard(model)
     groups = param_groups(model, fam, s)
     optimizer = torch.optim.AdamW(groups, lr=s.learning_rate, betas=(s.adam_beta1, s.adam_beta2))
     paths = dataset_paths(s.train_dataset_path)
@@ -249,6 +277,9 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
     per_step = s.per_device_train_batch_size * s.gradient_accumulation_steps * world.size
     total = s.max_steps if s.max_steps > 0 else math.ceil(math.ceil(n / per_step) * s.num_train_epochs)
     scheduler = schedule(optimizer, s, total)
+    if sharded and 0 < s.save_steps < total:
+        raise UserError("save_steps", "checkpoints are not supported with fsdp yet: set "
+                                      f"save_steps: 0 or >= the {total} steps (or fsdp: false)")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(f"train: {fam.name} from {model_dir}, {s.fine_tuning}, {trainable:,} trainable parameters, "
         f"{n} samples, {total} steps on {device}"
@@ -263,7 +294,7 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
         else:
             state = checkpoint.load(last, model, optimizer, scheduler, world.rank)
             say(f"train: resuming from {last.name} (epoch {state['epoch']})")
-    net = wrap_ddp(model, world)
+    net = model if sharded else wrap_ddp(model, world)
 
     writer = None
     if s.report_to == "tensorboard" and world.lead:
@@ -298,7 +329,9 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
                 if s.bf16 and "pixel_values" in inputs:
                     inputs["pixel_values"] = inputs["pixel_values"].to(torch.bfloat16)
                 last_micro = i == len(rounds) - 1
-                with nullcontext() if last_micro or world.size == 1 else net.no_sync():
+                if sharded:  # FSDP's no_sync: reduce-scatter on the last micro-step only
+                    net.set_requires_gradient_sync(last_micro)
+                with nullcontext() if last_micro or world.size == 1 or sharded else net.no_sync():
                     token_sum = net(**inputs).loss * label_tokens(batch)
                     # DDP averages gradients over ranks; x world turns that into their sum.
                     (token_sum * (world.size / labelled)).backward()
@@ -326,11 +359,13 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
         writer.close()
 
     # The result: adapter or model, processor, marker, loss curve.
+    full = gathered_state(model) if sharded else None  # every rank takes part
     if world.lead:
         final = run_dir / "final"
-        model.save_pretrained(final)
+        model.save_pretrained(final, **({"state_dict": full} if sharded else {}))
         processor.save_pretrained(final)
-        after = checkpoint.tower_checksums(model, fam)
+        after = checkpoint.tower_checksums(
+            {n: full[n] for n, _ in model.named_parameters()} if sharded else model, fam)
         checkpoint.write_marker(run_dir, {
             "family": fam.name, "base_model": str(model_dir.resolve()), "fine_tuning": s.fine_tuning,
             "final": "final", "template": codec.template.name, "system_prompt": s.system_prompt,
@@ -364,6 +399,7 @@ def _step(optimizer, scheduler, s: Settings, state: dict, loss: float, writer, c
 
     params = [p for g in optimizer.param_groups for p in g["params"]]
     norm = torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm) if s.max_grad_norm > 0 else None
+    norm = getattr(norm, "full_tensor", lambda: norm)()  # FSDP: a DTensor
     rates = {g["name"]: g["lr"] for g in optimizer.param_groups}  # the rates this step used
     optimizer.step()
     scheduler.step()
