@@ -69,7 +69,7 @@ plan: setup ## make plan CONFIG=configs/...yaml [ARGS="--gpus 8"]
 	@test -n "$(CONFIG)" || { echo "make plan: error: CONFIG is not set (make plan CONFIG=configs/...yaml)" >&2; exit 2; }
 	$(OCRSFT) plan $(CONFIG) $(ARGS)
 
-train: setup ## make train CONFIG=configs/...yaml [ARGS=--resume]
+train: setup ## make train CONFIG=configs/...yaml [ARGS=--resume] [NPROC_PER_NODE=N] (NNODES, NODE_RANK, MASTER_ADDR/PORT: several nodes)
 	@test -n "$(CONFIG)" || { echo "make train: error: CONFIG is not set (make train CONFIG=configs/...yaml)" >&2; exit 2; }
 	$(OCRSFT) train $(CONFIG) $(ARGS)
 
@@ -99,7 +99,9 @@ docker-build: ## build the GPU image (Paddle 3.x GPU base + ERNIE checkout)
 
 docker-train: ## make docker-train CONFIG=configs/...yaml
 	@test -n "$(CONFIG)" || { echo "make docker-train: error: CONFIG is not set" >&2; exit 2; }
-	docker run --gpus all --rm -v $(CURDIR):/workspace/ocrsft -w /workspace/ocrsft $(IMAGE) \
+	docker run --gpus all --rm --shm-size=64g --network=host \
+	  -e NPROC_PER_NODE -e NNODES -e NODE_RANK -e MASTER_ADDR -e MASTER_PORT \
+	  -v $(CURDIR):/workspace/ocrsft -w /workspace/ocrsft $(IMAGE) \
 	  ocrsft train $(CONFIG) $(ARGS)
 
 docker-infer: ## make docker-infer MODEL=dir DATA=val.jsonl OUT=pred.jsonl

@@ -10,6 +10,12 @@ samples, real tokens). The counts go into the logged scalars (`train/fill`,
 `train/samples_per_sequence`) and into `data_seen.json` in the run folder, so
 the planner's expected packing fill can be checked against the run, and the
 benchmark can report real tokens per second.
+
+Under several workers each rank counts its own loader; at the end the counts are
+gathered and rank 0 alone writes `data_seen.json`, with every rank's share, the
+samples more than one rank saw (0 when the ranks got disjoint shards of distinct
+samples) and tokens/s of all ranks together. Only rank 0 decodes the generation
+eval, so it runs once, not once per worker.
 """
 from __future__ import annotations
 
@@ -62,18 +68,26 @@ def plot_loss(logdir: str | Path, png: str | Path, tag: str = "train/loss",
     return png
 
 
+FINGERPRINTED_BATCHES = 100_000
+
+
 class DataMeter:
     """Counts collator input. Shared memory, so dataloader worker processes count too."""
 
     def __init__(self, max_seq_len: int):
         self.max_seq_len = max_seq_len
         self._counts = multiprocessing.Array("d", 3)  # sequences, samples, tokens
+        # Which samples each micro-batch held, in loader order, to show the ranks trained on
+        # disjoint shards. Seen in this process only: loader worker processes keep theirs.
+        self.batches: list[list[int]] = []
 
     def wrap(self, collate):
         def counted(batch, *args, **kwargs):
             # batch: one list of Sequence objects per slot (several when packing)
             samples = sum(len(seqs) for seqs in batch)
             tokens = sum(len(s.token_ids) for seqs in batch for s in seqs)
+            if len(self.batches) < FINGERPRINTED_BATCHES:
+                self.batches.append([hash(tuple(s.token_ids)) for seqs in batch for s in seqs])
             with self._counts.get_lock():
                 self._counts[0] += len(batch)
                 self._counts[1] += samples
@@ -141,13 +155,15 @@ def install_trainer_hooks(run_dir: Path, generation: dict | None = None) -> None
 
         def evaluate(self, *args, **kwargs):
             metrics = super().evaluate(*args, **kwargs)
-            if generation:
+            if generation and self.is_world_process_zero():  # decoded once, not once per rank
                 if getattr(self, "_gen_eval", None) is None:
                     from erniekit_ext.eval_generation import GenerationEval
 
-                    log = Path(run_dir) / "eval_generation.jsonl" if self.is_world_process_zero() else None
+                    log = Path(run_dir) / "eval_generation.jsonl"
                     self._gen_eval = GenerationEval(**generation, log=log)
                 extra = {f"eval_{k}": v for k, v in self._gen_eval(self.model, self.state.global_step).items()}
+                print(f"eval: rank {self.args.process_index} decoded {len(self._gen_eval.items)} "
+                      f"samples at step {self.state.global_step}", flush=True)
                 if extra:
                     self.log(extra)
                     metrics.update(extra)
@@ -157,13 +173,18 @@ def install_trainer_hooks(run_dir: Path, generation: dict | None = None) -> None
             start = time.perf_counter()
             result = super().train(*args, **kwargs)
             meter = getattr(self, "_meter", None)
-            seen = meter.summary() if meter else {}
+            steps = self.state.global_step - self.state._ocrsft_start_step
+            micro = steps * self.args.gradient_accumulation_steps  # micro-batches trained, per rank
+            # The loader prefetches, so the counts run ahead of training; the overlap of the
+            # ranks is measured on the micro-batches the steps really consumed.
+            consumed = meter.batches[:micro] if meter and len(meter.batches) >= micro else None
+            seen = all_ranks(meter.summary() if meter else {}, consumed)
             if seen and self.is_world_process_zero():
                 seconds = time.perf_counter() - start
-                # The loader prefetches, so the counts run ahead of training; tokens/s uses
-                # the mean per sequence times the sequences the steps really consumed.
-                steps = self.state.global_step - self.state._ocrsft_start_step
-                used = steps * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+                # tokens/s: the mean per sequence times the sequences the steps consumed,
+                # on every rank.
+                used = (steps * self.args.per_device_train_batch_size
+                        * self.args.gradient_accumulation_steps * len(seen.get("ranks", [0])))
                 write_json(Path(run_dir) / "data_seen.json", {
                     **seen, "packing": bool(self.data_args.packing), "train_seconds": seconds,
                     "steps": steps,
@@ -171,3 +192,35 @@ def install_trainer_hooks(run_dir: Path, generation: dict | None = None) -> None
             return result
 
     workflow.SFTTrainer = OcrsftTrainer
+
+
+def all_ranks(summary: dict, consumed: list[list[int]] | None) -> dict:
+    """One rank's counts, or every rank's summed (with each rank's share) under several workers.
+
+    `consumed`: sample fingerprints of the micro-batches this rank trained on (None when
+    this process did not see them all)."""
+    import paddle.distributed as dist
+
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return summary
+    gathered: list = []
+    dist.all_gather_object(gathered, (summary, consumed))
+    shares = [s for s, _ in gathered]
+    if not all(shares):
+        return {}
+    totals = {k: sum(s[k] for s in shares) for k in ("sequences", "samples", "tokens")}
+    overlap = None
+    if all(c is not None for _, c in gathered):
+        owners: dict[int, set] = {}
+        for rank, (_, batches) in enumerate(gathered):
+            for f in (f for b in batches for f in b):
+                owners.setdefault(f, set()).add(rank)
+        overlap = sum(len(r) > 1 for r in owners.values())
+    return {**totals, "max_seq_len": summary["max_seq_len"],
+            "samples_per_sequence": totals["samples"] / totals["sequences"],
+            "fill": totals["tokens"] / (totals["sequences"] * summary["max_seq_len"]),
+            "ranks": [{k: s[k] for k in ("sequences", "samples", "tokens")} for s in shares],
+            # of the samples the steps trained on, those more than one rank saw (0: disjoint
+            # shards, unless the data repeats a sample or the steps ran past one epoch)
+            "samples_on_several_ranks": overlap,
+            "trained_samples_per_rank": [None if c is None else sum(map(len, c)) for _, c in gathered]}

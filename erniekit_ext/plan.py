@@ -226,7 +226,8 @@ class Plan:
         b = (f"{self.per_device} x ~{self.samples_per_seq:.1f} packed = {self.B:.1f}"
              if self.samples_per_seq else f"{self.per_device}")
         rows = [("D  training samples", self.D), ("E  epochs", f"{self.E:g}"),
-                ("G  GPUs", self.G), ("B  samples per GPU per micro-step", b),
+                ("G  GPUs (world size: processes x nodes)", self.G),
+                ("B  samples per GPU per micro-step", b),
                 ("A  gradient accumulation", self.A),
                 ("G x B x A  samples per step", f"{self.samples_per_step:g}"),
                 ("max_steps = ceil(D x E / (G x B x A))",

@@ -24,14 +24,19 @@ from erniekit_ext.plan import (PLAN_FILES, Plan, TokenCounter, dataset_paths, pr
 def detected_gpus() -> int | None:
     """GPUs the launcher will use, all nodes together; None on a machine without one."""
     from erniekit_ext import compat
+    from erniekit_ext.distributed import visible_gpus
 
     if not compat.has_gpu():
         return None
-    import paddle
+    return visible_gpus() * int(os.environ.get("NNODES", "1"))
 
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    local = len(visible.split(",")) if visible else paddle.device.cuda.device_count()
-    return local * int(os.environ.get("NNODES", "1"))
+
+def world(nproc_per_node: int | None = None):
+    """The run's process layout (distributed.layout): the flag, the environment, else one
+    process per visible GPU (GPUs are only probed when no count is given)."""
+    from erniekit_ext.distributed import layout
+
+    return layout(nproc_per_node)
 
 
 def check_data(cfg: dict) -> None:
@@ -126,11 +131,19 @@ def report(cfg: dict, plan: Plan, out: Path) -> None:
 
 
 def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = False,
-        gpus: int | None = None) -> Path:
+        gpus: int | None = None, nproc_per_node: int | None = None) -> Path:
+    from erniekit_ext.distributed import node_rank_from_env
+
+    lead = node_rank_from_env() == 0  # node 0 owns the run folder; other nodes only launch workers
     # The output folder first: refusing takes no imports and no data reading.
-    output_dir(resolve(config, overrides, check=False).cfg, resume, overwrite)
-    recipe, plan = resolve_and_plan(config, overrides, gpus or detected_gpus())
-    print(plan.table(), flush=True)
+    if lead:
+        output_dir(resolve(config, overrides, check=False).cfg, resume, overwrite)
+    lay = world(nproc_per_node)
+    # G is the world size: every process trains on its own share of each step.
+    launched = lay.world_size if lay.distributed or detected_gpus() else None
+    recipe, plan = resolve_and_plan(config, overrides, gpus or launched)
+    if lead:
+        print(plan.table(), flush=True)
     cfg = recipe.cfg
     for key in ("model_name_or_path", "output_dir"):
         if not cfg.get(key):
@@ -139,30 +152,40 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
         model_folder.check_model_folder(cfg["model_name_or_path"])
     if recipe.engine in ("paddleformers", "erniekit"):
         check_version(recipe)
-    check_data(cfg)
-    out, clear = output_dir(cfg, resume, overwrite)
-    if clear:
-        shutil.rmtree(out)
+    out = Path(str(cfg["output_dir"]))
+    if lead:
+        check_data(cfg)
+        out, clear = output_dir(cfg, resume, overwrite)
+        if clear:
+            shutil.rmtree(out)
     cfg.setdefault("logging_dir", str(out / "tensorboard"))
     cfg.setdefault("report_to", "tensorboard")
-    write_run_files(cfg, plan, out, recipe.ours)
-    if resume and not list(out.glob("checkpoint-*")):
-        print(f"train: no checkpoint in {out} yet; starting at step 0")
+    if lead:
+        write_run_files(cfg, plan, out, recipe.ours)
+        if resume and not list(out.glob("checkpoint-*")):
+            print(f"train: no checkpoint in {out} yet; starting at step 0")
+    if lay.distributed:
+        print(f"train: {lay.nproc_per_node} process(es) on each of {lay.nnodes} node(s), "
+              f"world size {lay.world_size}; this is node {lay.node_rank}", flush=True)
     if recipe.engine == "torch":
-        from erniekit_ext.bridge.train import run as bridge_run
+        from erniekit_ext.bridge.launch import launch as bridge_launch
 
-        bridge_run(cfg, out, resume=resume)
+        bridge_launch(cfg, out, resume=resume, lay=lay)
     elif recipe.engine == "erniekit":
         from erniekit_ext.engines.erniekit import launch
 
+        if nproc_per_node:  # `erniekit train` starts one worker per visible GPU itself
+            print("train: engine erniekit ignores --nproc-per-node; choose GPUs with "
+                  "CUDA_VISIBLE_DEVICES", flush=True)
         launch(cfg, out, resume=resume, where=recipe.where, timeout_s=recipe.ours["erniekit_timeout_s"])
     else:
         from erniekit_ext.engines.paddleformers import generation_eval, launch
 
         launch(cfg, out, resume=resume, augment=recipe.ours["ocr_augmentation"],
                generation=generation_eval(cfg, recipe.ours["eval_generation_samples"],
-                                          recipe.ours["eval_generation_max_new_tokens"]))
-    report(cfg, plan, out)
+                                          recipe.ours["eval_generation_max_new_tokens"]), lay=lay)
+    if lead:
+        report(cfg, plan, out)
     return out
 
 
@@ -173,9 +196,14 @@ def add_args(p) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="delete a previous run in output_dir and start over")
     p.add_argument("--gpus", type=int, help="plan for this many GPUs, all nodes together "
-                   "(default: the GPUs visible here times NNODES)")
+                   "(default: the world size, --nproc-per-node times NNODES)")
+    p.add_argument("--nproc-per-node", type=int, default=None,
+                   help="worker processes on this node (default: NPROC_PER_NODE, else one per "
+                        "visible GPU, else 1); several nodes: NNODES, NODE_RANK, MASTER_ADDR, "
+                        "MASTER_PORT")
 
 
 def main(args) -> int:
-    run(args.config, args.overrides, args.resume, args.overwrite, args.gpus)
+    run(args.config, args.overrides, args.resume, args.overwrite, args.gpus,
+        args.nproc_per_node)
     return 0

@@ -113,7 +113,7 @@ def fix_tokenizer_config(out: Path) -> None:
 
 
 def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
-           verify: bool = True, recorded: dict | None = None) -> Path:
+           verify: bool = True, recorded: dict | None = None, device: str = "auto") -> Path:
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise UserError(str(run_dir), "run folder not found")
@@ -174,7 +174,7 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     if verify:
         from inference.predict import load_native
 
-        load_native(out)
+        load_native(out, device)
     return out
 
 
@@ -186,6 +186,7 @@ def add_args(p) -> None:
     p.add_argument("--model-version", choices=sorted(model_folder.VERSIONS),
                    help="the PaddleOCR-VL version to serve as (default: the recipe's model_version, "
                         "else read from the base folder)")
+    p.add_argument("--device", default="auto", help="where the check loads it: auto, cpu or gpu:N")
 
 
 def main(args) -> int:
@@ -194,7 +195,8 @@ def main(args) -> int:
     recorded = None
     if args.model_version and args.run.is_dir():
         recorded = {**trained_as(args.run), "model_version": args.model_version}
-    out = export(args.run, args.out, args.base, verify=not args.no_verify, recorded=recorded)
+    out = export(args.run, args.out, args.base, verify=not args.no_verify, recorded=recorded,
+                 device=args.device)
     if is_bridge_model(out):
         print(f"export: wrote {out} (loads in transformers; `ocrsft infer {out}` generates)")
     else:

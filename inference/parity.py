@@ -78,10 +78,10 @@ class TrainedPrompt:
 class ServedPrompt:
     """The ids paddlex's predictor feeds the model for one {"image", "query"} input."""
 
-    def __init__(self, model_dir: Path):
+    def __init__(self, model_dir: Path, device: str = "auto"):
         from inference.predict import load_native
 
-        self.processor = load_native(model_dir).processor
+        self.processor = load_native(model_dir, device).processor
         self.tokenizer = self.processor.tokenizer
 
     def __call__(self, image: str, query: str) -> list[int]:
@@ -116,14 +116,15 @@ def trained_template(model_dir: Path) -> str:
     return recorded or model_folder.detect_version(model_dir)[0].train_template
 
 
-def check(model_dir: Path, data: Path, samples: int = 8, image_root: Path | None = None) -> dict:
+def check(model_dir: Path, data: Path, samples: int = 8, image_root: Path | None = None,
+          device: str = "auto") -> dict:
     """Compare the first `samples` samples; returns counts and the first difference found."""
     from inference.predict import requests_from
 
     data, model_dir = Path(data), Path(model_dir)
     if not data.is_file():
         raise UserError(str(data), "data file not found")
-    served = ServedPrompt(model_dir)
+    served = ServedPrompt(model_dir, device)
     template = trained_template(model_dir)
     trained = TrainedPrompt(model_dir, data, samples, template)
     result = {"compared": 0, "differ": 0, "skipped": [], "first": None}
@@ -155,12 +156,13 @@ def add_args(p) -> None:
     p.add_argument("--data", type=Path, required=True, help="ERNIEKit JSONL (e.g. the val split)")
     p.add_argument("--samples", type=int, default=8, help="how many samples from the top")
     p.add_argument("--image-root", type=Path, help="root for relative image paths (default: the data's folder)")
+    p.add_argument("--device", default="auto", help="where paddlex loads the model: auto, cpu or gpu:N")
 
 
 def main(args) -> int:
     if args.samples < 1:
         raise UserError("--samples", f"must be at least 1, got {args.samples}")
-    r = check(args.model, args.data, args.samples, args.image_root)
+    r = check(args.model, args.data, args.samples, args.image_root, args.device)
     skipped = f" ({len(r['skipped'])} skipped; first {r['skipped'][0]})" if r["skipped"] else ""
     if r["differ"]:
         print(f"parity: {r['differ']} of {r['compared']} samples differ; first {r['first']}{skipped}")

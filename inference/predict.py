@@ -73,18 +73,21 @@ def requests_from(data: Path, image_root: Path) -> Iterator[Request]:
         yield req
 
 
-def load_native(model_dir: Path):
+def load_native(model_dir: Path, device: str = "auto"):
     """paddlex's PaddleOCR-VL predictor; also the export's proof that a folder loads."""
     model_folder.check_model_folder(model_dir, for_serving=True)
     from paddlex import create_model
 
+    from erniekit_ext.device import paddle_device
+
     version, _ = model_folder.detect_version(model_dir)
-    return create_model(version.paddlex_model_name, model_dir=str(model_dir), device="cpu")
+    return create_model(version.paddlex_model_name, model_dir=str(model_dir),
+                        device=paddle_device(device))
 
 
 class NativePredictor:
-    def __init__(self, model_dir: Path, max_new_tokens: int):
-        self.model = load_native(model_dir)
+    def __init__(self, model_dir: Path, max_new_tokens: int, device: str = "auto"):
+        self.model = load_native(model_dir, device)
         self.max_new_tokens = max_new_tokens
 
     def __call__(self, req: Request) -> str:
@@ -96,13 +99,22 @@ class NativePredictor:
 class BridgePredictor:
     """A PyTorch-bridge folder: the prompt framed as in training, greedy `generate`."""
 
-    def __init__(self, model_dir: Path, max_new_tokens: int):
+    def __init__(self, model_dir: Path, max_new_tokens: int, device: str = "auto",
+                 batch_size: int = 1):
         from erniekit_ext.bridge.generate import open_predictor
 
-        self.predictor = open_predictor(Path(model_dir), max_new_tokens)
+        self.predictor = open_predictor(Path(model_dir), max_new_tokens, device)
+        self.batch = batch_size
 
     def __call__(self, req: Request) -> str:
         return self.predictor(req.prompt, req.image)
+
+    def many(self, reqs: list[Request]) -> list[tuple[str, str | None]]:
+        """One batched `generate`; if it fails, the chunk is redone one by one to find which."""
+        try:
+            return [(p, None) for p in self.predictor.many([(r.prompt, r.image) for r in reqs])]
+        except Exception:
+            return one_by_one(self, reqs)
 
     def close(self) -> None:
         getattr(self.predictor, "close", lambda: None)()  # a Remote in a fresh interpreter
@@ -130,14 +142,16 @@ class DocParserPredictor:
     """The `paddleocr doc_parser` pipeline of the folder's version, one block per image."""
 
     def __init__(self, model_dir: Path | None, max_new_tokens: int, backend: str,
-                 server_url: str | None, concurrency: int):
+                 server_url: str | None, concurrency: int, device: str = "auto"):
         from paddleocr import PaddleOCRVL
+
+        from erniekit_ext.device import paddle_device
 
         # The folder's version picks the pipeline (v1 / v1.5 / v1.6) and the model name.
         version = model_folder.detect_version(model_dir)[0] if model_dir else model_folder.VERSIONS["1"]
         kwargs = dict(pipeline_version=version.pipeline_version,
                       vl_rec_model_name=version.paddlex_model_name,
-                      use_layout_detection=False, device="cpu")
+                      use_layout_detection=False, device=paddle_device(device))
         self.pixels = {}
         pre = Path(model_dir) / "preprocessor_config.json" if model_dir else None
         if backend == "native":
@@ -210,24 +224,32 @@ def chunks(reqs: Iterator[Request], size: int) -> Iterator[list[Request]]:
 
 
 def open_predictor(model_dir: Path | None, via: str, backend: str, server_url: str | None,
-                   concurrency: int, max_new_tokens: int):
+                   concurrency: int, max_new_tokens: int, device: str = "auto", batch_size: int = 1):
     from erniekit_ext.bridge.generate import is_bridge_model
+
+    if batch_size < 1:
+        raise UserError("--batch-size", f"must be at least 1, got {batch_size}")
 
     if backend != "native":
         problem = server_problem(server_url)
         if problem:
             raise ServerUnreachable("--server-url", f"cannot reach {server_url} ({problem})")
-        return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency)
+        return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency, device)
     if model_dir is None:
         raise UserError("MODEL", "a model folder is required unless --backend names a server")
     if is_bridge_model(model_dir):
         if via != "native":
             raise UserError("--via", f"{model_dir} is a PyTorch-bridge model, which the "
                                      "doc_parser pipeline cannot serve; use --via native")
-        return BridgePredictor(model_dir, max_new_tokens)
+        return BridgePredictor(model_dir, max_new_tokens, device, batch_size)
+    if batch_size > 1:
+        # paddlex 3.7.2 caps its local PaddleOCR-VL at one sample per call
+        # (doc_vlm/constants.py PADDLEOCR_VL_LOCAL_BATCH_SIZE = 1).
+        raise UserError("--batch-size", "paddlex predicts a local PaddleOCR-VL one sample at a "
+                                        "time; batch through a server (--backend vllm-server)")
     if via == "native":
-        return NativePredictor(model_dir, max_new_tokens)
-    return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency)
+        return NativePredictor(model_dir, max_new_tokens, device)
+    return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency, device)
 
 
 def done_ids(out: Path) -> set[str]:
@@ -245,12 +267,13 @@ def done_ids(out: Path) -> set[str]:
 def predict_file(model_dir: Path | None, data: Path, out: Path, *, via: str = "native",
                  backend: str = "native", server_url: str | None = None, concurrency: int = 8,
                  max_new_tokens: int = 256, image_root: Path | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, device: str = "auto", batch_size: int = 1) -> dict:
     data = Path(data)
     image_root = Path(image_root) if image_root else data.parent
     if backend != "native" and not server_url:
         raise UserError("--server-url", f"backend {backend} needs the server's URL")
-    predictor = open_predictor(model_dir, via, backend, server_url, concurrency, max_new_tokens)
+    predictor = open_predictor(model_dir, via, backend, server_url, concurrency, max_new_tokens,
+                               device, batch_size)
     skip = done_ids(out)
     counts = {"predicted": 0, "errors": 0, "skipped": 0}
 
@@ -297,6 +320,10 @@ def add_args(p) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (server backends)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--image-root", type=Path, help="root for relative image paths (default: the data's folder)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when paddle or torch sees one), "
+                   "cpu or gpu:N")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="samples per generate call (PyTorch-bridge models)")
 
 
 def main(args) -> int:
@@ -307,7 +334,8 @@ def main(args) -> int:
     counts = predict_file(args.model, args.data, args.out, via=args.via, backend=args.backend,
                           server_url=args.server_url, concurrency=args.concurrency,
                           max_new_tokens=args.max_new_tokens, image_root=args.image_root,
-                          progress=sys.stderr.isatty())
+                          progress=sys.stderr.isatty(), device=args.device,
+                          batch_size=args.batch_size)
     print(f"infer: {counts['predicted']} predicted, {counts['errors']} errors, "
           f"{counts['skipped']} already done -> {args.out}")
     return 0

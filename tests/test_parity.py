@@ -28,7 +28,7 @@ def val(digit_lines):
 
 
 def parity(model, data, capsys) -> tuple[int, str]:
-    rc = main(["parity", str(model), "--data", str(data), "--samples", "4"])
+    rc = main(["parity", str(model), "--data", str(data), "--samples", "4", "--device", "cpu"])
     said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("parity:")]
     assert len(said) == 1
     return rc, said[0]

@@ -59,8 +59,17 @@ def test_unreadable_data_names_file_and_line(tmp_path, tiny_model):
                 "eval_dataset_path": str(tmp_path / "missing.jsonl"), "do_eval": False})
 
 
-def test_no_gpu_here_means_the_cpu_plan():
-    assert detected_gpus() is None
+def test_gpus_are_counted_on_every_node(monkeypatch):
+    """On this host: None exactly when paddle sees no GPU; then what a GPU host would count."""
+    from erniekit_ext import compat
+
+    assert (detected_gpus() is None) == (not compat.has_gpu())
+    monkeypatch.setattr(compat, "has_gpu", lambda: False)
+    assert detected_gpus() is None                        # a CPU box: the recipe's own G
+    monkeypatch.setattr(compat, "has_gpu", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("NNODES", "2")
+    assert detected_gpus() == 4                           # 2 visible here x 2 nodes
 
 
 def test_full_recipe_rewrites_to_erniekits_ocr_vl_sft_schema(tmp_path):

@@ -31,10 +31,12 @@ def base_name(name: str) -> str | None:
 
 
 def tower_checksums(model, fam: Family) -> dict[str, str]:
+    """`model`: a module, or a full state dict (what a sharded model gathers)."""
     import torch
 
     digests = {t: hashlib.sha1() for t in ("vision", "projector", "language")}
-    for name, p in sorted(model.named_parameters()):
+    named = model.items() if isinstance(model, dict) else model.named_parameters()
+    for name, p in sorted(named):
         name = base_name(name)
         if name is None:
             continue
@@ -43,7 +45,10 @@ def tower_checksums(model, fam: Family) -> dict[str, str]:
     return {t: d.hexdigest() for t, d in digests.items()}
 
 
-def save(run_dir: Path, step: int, model, optimizer, scheduler, state: dict, keep: int) -> Path:
+def save(run_dir: Path, step: int, model, optimizer, scheduler, state: dict, keep: int,
+         rng_states: list | None = None) -> Path:
+    """`rng_states`: every rank's torch RNG state (default: this process's), so each
+    rank resumes its own dropout stream."""
     import torch
     from safetensors.torch import save_file
 
@@ -55,7 +60,7 @@ def save(run_dir: Path, step: int, model, optimizer, scheduler, state: dict, kee
                if p.requires_grad}, str(tmp / "trainable.safetensors"))
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(torch.get_rng_state(), tmp / "rng.pt")
+    torch.save(rng_states or [torch.get_rng_state()], tmp / "rng.pt")
     write_json(tmp / "state.json", state)
     shutil.rmtree(ckpt, ignore_errors=True)
     tmp.rename(ckpt)  # a killed save leaves a .part folder, never a half checkpoint
@@ -72,7 +77,7 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return [p for p in Path(run_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
 
 
-def load(ckpt: Path, model, optimizer, scheduler) -> dict:
+def load(ckpt: Path, model, optimizer, scheduler, rank: int = 0) -> dict:
     import torch
     from safetensors.torch import load_file
 
@@ -86,7 +91,9 @@ def load(ckpt: Path, model, optimizer, scheduler) -> dict:
             params[n].copy_(w)
     optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
-    torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
+    rng = torch.load(ckpt / "rng.pt", weights_only=True)
+    rng = [rng] if isinstance(rng, torch.Tensor) else rng  # one process's state, as saved before
+    torch.set_rng_state(rng[rank % len(rng)])
     return json.loads((ckpt / "state.json").read_text())
 
 

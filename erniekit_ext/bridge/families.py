@@ -241,7 +241,7 @@ def load_processor(model_dir: Path, fam: Family):
     return processor_class(fam)(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
 
 
-def load_model(model_dir: Path, fam: Family, dtype=None, quantization_config=None):
+def load_model(model_dir: Path, fam: Family, dtype=None, quantization_config=None, device_map=None):
     import torch
 
     if fam.name == "paddleocr_vl" and "text_config" not in read_config(model_dir):
@@ -253,6 +253,8 @@ def load_model(model_dir: Path, fam: Family, dtype=None, quantization_config=Non
     kwargs = dict(dtype=dtype or torch.float32)
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
+    if device_map is not None:  # 4/8-bit under torchrun: each rank's weights on its own GPU
+        kwargs["device_map"] = device_map
     if fam.remote_code:
         check_remote_code(model_dir, fam)
         if fam.name == "internvl_chat":

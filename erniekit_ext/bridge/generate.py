@@ -6,6 +6,9 @@ answers in the shape it learned:
 
     p = open_predictor(Path("runs/x/export"))
     p("OCR:", "/data/line.png")   ->  "12345"
+    p.many([("OCR:", "a.png"), ("OCR:", "b.png")])   ->  ["123", "45"]   (one left-padded batch)
+
+`device`: auto | cpu | gpu:N (erniekit_ext/device.py).
 """
 from __future__ import annotations
 
@@ -33,8 +36,10 @@ def is_bridge_model(model_dir: Path) -> bool:
 
 
 class Predictor:
-    def __init__(self, model_dir: Path, max_new_tokens: int = 256):
+    def __init__(self, model_dir: Path, max_new_tokens: int = 256, device: str = "auto"):
         import torch
+
+        from erniekit_ext.device import torch_device
 
         model_dir = Path(model_dir)
         meta = json.loads((model_dir / META).read_text()) if (model_dir / META).is_file() else {}
@@ -48,34 +53,55 @@ class Predictor:
         self.stop = sorted({i for i in (stop, tok.eos_token_id) if isinstance(i, int) and i >= 0
                             and i != tok.unk_token_id})
         self.pad = tok.pad_token_id if tok.pad_token_id is not None else (self.stop or [0])[0]
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(torch_device(device))
         self.model.to(self.device)
 
-    def inputs(self, prompt: str, image: str | None) -> dict:
+    def encoded(self, prompt: str, image: str | None) -> tuple[list[int], dict, dict]:
+        images = [load_image(image, self.codec.max_image_size)] if image else []
+        return self.codec.encode_prompt(self.codec.prompt_text(prompt, len(images), first=True), images)
+
+    def batch_inputs(self, encoded: list[tuple[list[int], dict, dict]]) -> dict:
+        """Left-padded (generation continues every row from its last real token)."""
         import torch
 
-        images = [load_image(image, self.codec.max_image_size)] if image else []
-        ids, per_token, tensors = self.codec.encode_prompt(
-            self.codec.prompt_text(prompt, len(images), first=True), images)
-        out = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
-        out.update({k: torch.tensor([v]) for k, v in per_token.items()})
-        out.update(tensors)
+        from erniekit_ext.bridge.data import cat_padded
+
+        width = max(len(ids) for ids, _, _ in encoded)
+        ids = torch.full((len(encoded), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        extras = {k: torch.zeros((len(encoded), width), dtype=torch.long)
+                  for _, per_token, _ in encoded for k in per_token}
+        for row, (row_ids, per_token, _) in enumerate(encoded):
+            ids[row, width - len(row_ids):] = torch.tensor(row_ids)
+            mask[row, width - len(row_ids):] = 1
+            for k, v in per_token.items():
+                extras[k][row, width - len(row_ids):] = torch.tensor(v)
+        out = {"input_ids": ids, "attention_mask": mask, **extras}
+        for k in {k for _, _, t in encoded for k in t}:
+            out[k] = cat_padded([t[k] for _, _, t in encoded if k in t])
         return {k: v.to(self.device) for k, v in out.items()}
 
-    def __call__(self, prompt: str, image: str | None = None) -> str:
+    def inputs(self, prompt: str, image: str | None) -> dict:
+        return self.batch_inputs([self.encoded(prompt, image)])
+
+    def many(self, requests: list[tuple[str, str | None]]) -> list[str]:
+        """Greedy answers for (prompt, image) pairs, generated as one batch."""
         import torch
 
-        inputs = self.inputs(prompt, image)
+        inputs = self.batch_inputs([self.encoded(p, im) for p, im in requests])
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
                                       eos_token_id=self.stop or None, pad_token_id=self.pad)
-        new = out[0, inputs["input_ids"].shape[1]:]
-        return self.codec.tokenizer.decode(new, skip_special_tokens=True).strip()
+        new = out[:, inputs["input_ids"].shape[1]:]
+        return [self.codec.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
+
+    def __call__(self, prompt: str, image: str | None = None) -> str:
+        return self.many([(prompt, image)])[0]
 
 
-def open_predictor(model_dir: Path, max_new_tokens: int = 256):
+def open_predictor(model_dir: Path, max_new_tokens: int = 256, device: str = "auto"):
     """A Predictor here, or in a fresh interpreter when paddleformers hid torch in this one."""
-    return runtime.construct(Predictor, Path(model_dir), max_new_tokens)
+    return runtime.construct(Predictor, Path(model_dir), max_new_tokens, device)
 
 
 def predict(model_dir: Path, samples: Iterable[dict], max_new_tokens: int = 256) -> Iterator[str]:

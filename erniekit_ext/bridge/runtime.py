@@ -97,8 +97,9 @@ def _serve(conn, module: str, qualname: str, args: tuple, kwargs: dict) -> None:
         request = conn.recv()
         if request is None:
             return
+        name, args = request
         try:
-            conn.send((True, obj(*request)))
+            conn.send((True, getattr(obj, name)(*args)))
         except BaseException as e:
             conn.send((False, _portable(e)))
 
@@ -121,7 +122,12 @@ class Remote:
         return value
 
     def __call__(self, *args):
-        self._conn.send(args)
+        self._conn.send(("__call__", args))
+        return self._receive()
+
+    def many(self, *args):
+        """The object's own `many` (a batch), run over there."""
+        self._conn.send(("many", args))
         return self._receive()
 
     def close(self) -> None:

@@ -57,6 +57,7 @@ class Settings:
     save_total_limit: int = 2
     seed: int = 42
     group_buffer: int = 16                  # batches sorted together by length
+    fsdp: bool = False                      # under torchrun: shard weights, grads, optimizer (FSDP2)
     output_dir: str | None = None
     assemble: dict | None = None            # {language_model, vision_model}: build model_name_or_path first
 

@@ -1,9 +1,22 @@
 """Engine `paddleformers`: run PaddleFormers' VL-SFT trainer on a resolved config.
 
 Read top to bottom: write the resolved YAML into the run folder, then either
-relaunch through `paddle.distributed.launch` (GPUs; multi-node variables pass
-through) or, on a machine without a GPU, run the trainer in this process with
-the CPU settings — `paddleformers-cli` itself cannot start there (compat 3).
+launch workers through `paddle.distributed.launch` (on GPUs, or when the layout
+asks for more than one process: CPU workers talk over gloo; several nodes meet
+at MASTER_ADDR:MASTER_PORT), or, for one process on a machine without a GPU,
+run the trainer in this process with the CPU settings — `paddleformers-cli`
+itself cannot start there (compat 3).
+
+Loss across ranks: PaddleFormers' causal-LM loss is the mean over each rank's own
+label tokens; data parallelism then averages the ranks' gradients with equal
+weight. A rank whose micro-batch holds 3 label tokens counts as much as one with
+300, so N workers at batch B match one worker at batch N x B only when the ranks
+hold equal label tokens (nn/criterion/sft_loss.py: sum over label tokens / their
+count, per rank). PaddleFormers 1.2 has no switch for PaddleOCR-VL: its
+`token_balance_loss` reaches only ERNIE-4.5-MoE-VL and the ERNIE pretrain models,
+and divides by a fixed max_seq_len x batch rather than by label tokens;
+`loss_subbatch_sequence_length` only splits the computation. The torch bridge
+weights by tokens across micro-batches and ranks (bridge/train.py).
 """
 from __future__ import annotations
 
@@ -11,11 +24,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from erniekit_ext import compat
+from erniekit_ext.distributed import Layout, paddle_launch_command
 from erniekit_ext.plan import dataset_paths
 
 def last_checkpoint(output_dir: Path) -> Path | None:
@@ -46,21 +61,12 @@ def write_resolved(cfg: dict, run_dir: Path) -> Path:
     return path
 
 
-def distributed_command(resolved: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "paddle.distributed.launch"]
-    master = os.environ.get("MASTER_ADDR")
-    if master:
-        cmd += ["--master", f"{master}:{os.environ.get('MASTER_PORT', '8090')}"]
-    for env, flag in (("NNODES", "--nnodes"), ("PADDLE_NODE_RANK", "--rank")):
-        if os.environ.get(env):
-            cmd += [flag, os.environ[env]]
-    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if gpus:
-        cmd += ["--gpus", gpus]
-    cmd += ["--log_dir", str(resolved.parent / "launch_logs"),
-            # Each worker re-enters this module so the compat patches apply there too.
-            "-m", "erniekit_ext.engines.paddleformers", str(resolved)]
-    return cmd
+def distributed_command(resolved: Path, lay: Layout, log_dir: Path | None = None) -> list[str]:
+    """The launcher command for `lay`; each worker re-enters this module so the compat
+    patches apply there too (distributed.py says why the script is the interpreter)."""
+    return paddle_launch_command(lay, log_dir or resolved.parent / "launch_logs",
+                                 "erniekit_ext.engines.paddleformers", str(resolved),
+                                 devices=os.environ.get("CUDA_VISIBLE_DEVICES") or None)
 
 
 PATH_KEYS = ("model_name_or_path", "train_dataset_path", "eval_dataset_path", "output_dir",
@@ -98,31 +104,43 @@ def generation_eval(cfg: dict, samples: int, max_new_tokens: int) -> dict | None
 
 
 def launch(cfg: dict, run_dir: Path, *, resume: bool = False, augment: bool = True,
-           generation: dict | None = None) -> None:
+           generation: dict | None = None, lay: Layout | None = None) -> None:
     """Train. `cfg` holds paddleformers keys only; `augment` toggles the template's
     built-in image augmentation, which PaddleFormers exposes no key for;
-    `generation` (see generation_eval) adds a decoded CER to each evaluation."""
+    `generation` (see generation_eval) adds a decoded CER to each evaluation;
+    `lay` (distributed.layout) says how many workers on how many nodes."""
+    lay = lay or Layout()
     cfg = absolute_paths(cfg)
     run_dir = Path(run_dir).resolve()
     if resume:
         ckpt = last_checkpoint(Path(cfg["output_dir"]))
         if ckpt is not None:
-            if cfg.get("fine_tuning", "LoRA").lower() == "full":
+            if cfg.get("fine_tuning", "LoRA").lower() == "full" and lay.node_rank == 0:
                 paddle_weights_for_resume(ckpt)
             cfg["resume_from_checkpoint"] = str(ckpt)
     gpu = compat.has_gpu()
     if not gpu:
         cfg.update(compat.cpu_launch_settings())
-    resolved = write_resolved(cfg, run_dir)
-    if gpu:
+    if lay.node_rank == 0:
+        resolved, log_dir = write_resolved(cfg, run_dir), run_dir / "launch_logs"
+    else:  # node 0 owns the run folder (and may clear it): this node keeps its files apart
+        log_dir = Path(tempfile.mkdtemp(prefix=f"ocrsft-node{lay.node_rank}-"))
+        resolved = write_resolved(cfg, log_dir)
+        print(f"train: node {lay.node_rank} writes its launcher logs to {log_dir}", flush=True)
+    if gpu or lay.distributed:
         env = dict(os.environ, OCRSFT_TEMPLATE_AUGMENT="1" if augment else "0",
-                   OCRSFT_GENERATION_EVAL=json.dumps(generation))
-        subprocess.run(distributed_command(resolved), check=True, env=env, cwd=data_dir(cfg))
+                   OCRSFT_GENERATION_EVAL=json.dumps(generation),
+                   OCRSFT_RUN_DIR=str(run_dir))
+        res = subprocess.run(distributed_command(resolved, lay, log_dir), env=env, cwd=data_dir(cfg))
+        if res.returncode:
+            raise RuntimeError(f"paddle.distributed.launch exited with {res.returncode}; "
+                               f"the workers' logs are in {log_dir}/workerlog.*")
         return
-    run_in_process(cfg, augment, generation)
+    run_in_process(cfg, augment, generation, run_dir)
 
 
-def run_in_process(cfg: dict, augment: bool, generation: dict | None = None) -> None:
+def run_in_process(cfg: dict, augment: bool, generation: dict | None = None,
+                   run_dir: Path | None = None) -> None:
     compat.apply()
     from erniekit_ext import templates
 
@@ -132,7 +150,7 @@ def run_in_process(cfg: dict, augment: bool, generation: dict | None = None) -> 
 
     from erniekit_ext.monitor import install_trainer_hooks
 
-    install_trainer_hooks(Path(cfg["output_dir"]), generation)  # data counts, decoded CER
+    install_trainer_hooks(Path(run_dir or cfg["output_dir"]), generation)  # data counts, decoded CER
 
     here = os.getcwd()
     os.chdir(data_dir(cfg))
@@ -145,4 +163,5 @@ def run_in_process(cfg: dict, augment: bool, generation: dict | None = None) -> 
 if __name__ == "__main__":  # a worker started by paddle.distributed.launch
     run_in_process(yaml.safe_load(Path(sys.argv[1]).read_text()),
                    os.environ.get("OCRSFT_TEMPLATE_AUGMENT", "1") == "1",
-                   json.loads(os.environ.get("OCRSFT_GENERATION_EVAL", "null")))
+                   json.loads(os.environ.get("OCRSFT_GENERATION_EVAL", "null")),
+                   os.environ.get("OCRSFT_RUN_DIR"))
