@@ -196,8 +196,7 @@ def in_val(key: bytes, val_ratio: float) -> bool:
 
 
 def sample_tokens(sample: dict, sizes: list[tuple[int, int]]) -> int:
-    return (sum(image_tokens.text_tokens(t["text"]) for t in sample["text_info"])
-            + sum(image_tokens.image_tokens(w, h) for w, h in sizes))
+    return image_tokens.sample_tokens([t["text"] for t in sample["text_info"]], sizes)
 
 
 def emit(sample: dict, style: str) -> dict:
@@ -418,4 +417,9 @@ def main(args) -> int:
     if c.val:
         print(f"validation split: {c.val}")
     print(f"converted {c.written + c.val}, rejected {c.rejected}")
+    if c.read and not (c.written + c.val):
+        print(f"ocrsft convert: error: every one of the {c.read} records was rejected "
+              f"(see {args.rejects or Path(args.out).with_name(Path(args.out).stem + '.rejects.jsonl')}"
+              f"{'; check --image-root' if args.image_root else ''})", file=sys.stderr)
+        return 1
     return 0

@@ -39,6 +39,8 @@ OCRSFT_KEYS = {
     "eval_generation_samples": (0, "decode this many eval samples at each evaluation and log "
                                    "eval/cer (0: off)"),
     "eval_generation_max_new_tokens": (64, "the decoding budget of eval_generation_samples"),
+    "allow_long_samples": (False, "train even when most samples exceed max_seq_len (they are "
+                                  "dropped); never when none fits"),
 }
 
 # Keys users bring from ERNIEKit recipes (seed 002) that PaddleFormers spells differently.
@@ -180,6 +182,8 @@ def check_ours(r: Recipe) -> None:
             raise r.fail(key, f"must be a whole number >= {least}, got {v!r}")
     if o["eval_generation_samples"] and evaluates(r.cfg) and not r.cfg.get("eval_dataset_path"):
         raise r.fail("eval_generation_samples", "needs eval_dataset_path (the samples it decodes)")
+    if not isinstance(o["allow_long_samples"], bool):
+        raise r.fail("allow_long_samples", f"must be true or false, got {o['allow_long_samples']!r}")
     if not isinstance(o["ocr_augmentation"], bool):
         raise r.fail("ocr_augmentation", f"must be true or false, got {o['ocr_augmentation']!r}")
 

@@ -1,0 +1,203 @@
+"""A newcomer's own data (issue 15): what `ocrsft convert` writes, every later command
+accepts; totals that failed say so in the exit code; nothing hangs on samples too long.
+
+The data is the real SROIE receipts in ../shared/data/sroie, converted as the README says.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from converters.errors import UserError
+from converters.run import convert
+from converters.validate import grouped, validate
+from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def ocrsft(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ocrsft", *map(str, args)], cwd=cwd or REPO,
+                          capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def receipts(shared_data, tmp_path_factory) -> Path:
+    """SROIE converted with relative paths (the default) into a folder far from the images."""
+    out = tmp_path_factory.mktemp("own") / "data" / "kie"
+    convert("sroie", [shared_data / "sroie"], out / "train.jsonl", image_root=shared_data / "sroie",
+            val_ratio=0.3, val_out=out / "val.jsonl")
+    return out
+
+
+# --- one image-path rule ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_validate_accepts_what_convert_wrote(shared_data, tmp_path, absolute):
+    out = tmp_path / "data" / "train.jsonl"
+    c = convert("sroie", [shared_data / "sroie"], out, image_root=shared_data / "sroie",
+                absolute_paths=absolute)
+    assert c.written > 0
+    ref = json.loads(out.read_text().splitlines()[0])["image_info"][0]["image_url"]
+    assert ref.startswith("/") == absolute and (absolute or ref.startswith(".."))
+    assert validate(out) == (c.written, [])
+    # --image-root confines when given: the receipts do not lie under the output folder ...
+    n, problems = validate(out, image_root=tmp_path)
+    assert len(problems) == n and all("path_escape" in p for p in problems)
+    # ... and accepts them under their own folder
+    assert validate(out, image_root=shared_data / "sroie") == (c.written, [])
+
+
+def test_infer_parity_and_plan_read_the_same_paths(receipts, tiny_model):
+    from erniekit_ext.plan import TokenCounter, profile_dataset
+    from inference.predict import requests_from
+
+    reqs = list(requests_from(receipts / "val.jsonl"))
+    assert reqs and all(r.error is None and Path(r.image).is_file() for r in reqs)
+    prof = profile_dataset(receipts / "train.jsonl", TokenCounter(tiny_model), 4096)
+    assert prof.n > 0 and prof.image_tokens > 0
+
+
+def test_bridge_reads_converter_output_without_an_image_root(receipts):
+    from erniekit_ext.bridge.data import Tally, examples
+
+    class Codec:  # records the image paths the bridge resolves; tokenising is tested elsewhere
+        seen: list = []
+
+        def encode(self, obj, base, image_root, max_len):
+            from converters.sample import resolve_image
+
+            self.seen += [resolve_image(im["image_url"], image_root, base=base)
+                          for im in obj["image_info"]]
+            return type("Ex", (), {"truncated": False})()
+
+    tally = Tally()
+    got = list(examples([receipts / "train.jsonl"], Codec(), 4096, tally))
+    assert len(got) == tally.read == tally.used > 0 and not tally.rejects
+    assert all(p.is_file() for p in Codec.seen)
+
+
+# --- honest exit codes -----------------------------------------------------------------------
+
+def test_convert_with_every_record_rejected_exits_non_zero(shared_data, tmp_path):
+    r = ocrsft("convert", "sroie", shared_data / "sroie", "-o", tmp_path / "t.jsonl",
+               "--image-root", tmp_path)  # a wrong root: every image is missing or outside
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "every one of the" in r.stderr and "--image-root" in r.stderr
+    ok = ocrsft("convert", "sroie", shared_data / "sroie", "-o", tmp_path / "u.jsonl")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_output_files_honour_the_umask(shared_data, tmp_path):
+    old = os.umask(0o022)
+    try:
+        convert("sroie", [shared_data / "sroie"], tmp_path / "t.jsonl",
+                image_root=shared_data / "sroie")
+    finally:
+        os.umask(old)
+    for name in ("t.jsonl", "t.stats.json", "t.rejects.jsonl"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+# --- validate groups its errors --------------------------------------------------------------
+
+def test_validate_groups_errors_by_reason(receipts, tmp_path):
+    good = (receipts / "train.jsonl").read_text().splitlines()
+    bad = []
+    for i in range(30):  # thirty missing images bury ...
+        row = json.loads(good[0])
+        row["image_info"][0]["image_url"] = f"nope{i}.jpg"
+        bad.append(json.dumps(row))
+    row = json.loads(good[0])
+    row["text_info"][1]["tag"] = "mask"  # ... the one real mistake
+    data = receipts / "mixed.jsonl"
+    data.write_text("\n".join(good + bad + [json.dumps(row)]) + "\n")
+    r = ocrsft("validate", data)
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines[0] == "missing_image: 30 samples"
+    assert lines[4] == "  ... and 27 more"
+    assert lines[5] == "bad_tags: 1 sample"
+    assert lines[-1] == f"validated {len(good) + 31}, invalid 31"
+    assert len(lines) < 12
+    assert grouped([]) == []
+
+
+# --- one token estimate; no run that never ends -----------------------------------------------
+
+def real_lengths(model: Path, data: Path) -> list[int]:
+    """Each sample's sequence length through PaddleFormers' own SFT data path (processor,
+    template and tokenizer of the model): what max_seq_len is compared with in training."""
+    from inference.parity import TrainedPrompt
+
+    n = sum(1 for _ in data.read_text().splitlines())
+    trained = TrainedPrompt(model, data, n)
+    out = []
+    for line in data.read_text().splitlines():
+        example = trained.reader._data_check(trained.convert(json.loads(line)))
+        out.append(len(trained.dataset._process_sft_sequence(example, 1).token_ids))
+    return out
+
+
+def test_the_token_estimate_is_what_the_processor_builds(receipts, tiny_model):
+    from erniekit_ext.plan import TokenCounter, profile_dataset
+
+    real = real_lengths(tiny_model, receipts / "train.jsonl")
+    est = profile_dataset(receipts / "train.jsonl", TokenCounter(tiny_model), 4096).lengths
+    assert est == real, (est, real)
+
+
+def test_convert_stats_use_the_same_estimate(receipts):
+    from converters.image_tokens import sample_tokens
+    from erniekit_ext.plan import TokenCounter, profile_dataset
+
+    stats = json.loads((receipts / "train.stats.json").read_text())
+    # no model given: bytes/3 text and PaddleOCR-VL-0.9B's pixels, for converter and plan alike
+    prof = profile_dataset(receipts / "train.jsonl", TokenCounter(None), 1 << 20)
+    val = profile_dataset(receipts / "val.jsonl", TokenCounter(None), 1 << 20)
+    assert stats["tokens_per_sample"]["max"] == max(prof.longest, val.longest)
+    assert stats["tokens_per_sample"]["mean"] == pytest.approx(
+        (sum(prof.lengths) + sum(val.lengths)) / (prof.n + val.n), abs=0.01)
+    # BOS + "OCR:" (4 bytes: 2) + "ab" (1) + "User: " (2) + "\nAssistant: " (4) + EOS + one
+    # 28x28 block with its two image markers
+    assert sample_tokens(["OCR:", "ab"], [(28, 28)], min_pixels=784, max_pixels=784) == 1 + 2 + 1 + 2 + 4 + 1 + 3
+
+
+def train_cmd(model, receipts, out, *extra):
+    return ("train", REPO / "configs/paddleocr_vl/cpu_tiny.yaml", f"model_name_or_path={model}",
+            f"train_dataset_path={receipts / 'train.jsonl'}",
+            f"eval_dataset_path={receipts / 'val.jsonl'}", f"output_dir={out}", *extra)
+
+
+def test_train_stops_before_launch_when_no_sample_fits(receipts, tiny_model, tmp_path):
+    out = tmp_path / "run"
+    r = ocrsft(*train_cmd(tiny_model, receipts, out, "max_seq_len=32"))
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "max_seq_len" in err[0], err
+    n = len((receipts / "train.jsonl").read_text().splitlines())
+    assert f"{n} of {n} samples in train.jsonl are longer than max_seq_len 32" in err[0]
+    assert "longest" in err[0] and "fits them all" in err[0]
+    assert not (out / "tensorboard").exists()  # stopped before the trainer started
+    plan = ocrsft("plan", *train_cmd(tiny_model, receipts, out, "max_seq_len=32")[1:], "--no-write")
+    assert plan.returncode == 0 and "plan: WARNING" in plan.stdout and "refuses" in plan.stdout
+
+
+def test_most_not_fitting_needs_an_explicit_key(receipts, tiny_model, tmp_path):
+    from erniekit_ext.plan import TokenCounter, length_problem, profile_dataset
+
+    data = receipts / "train.jsonl"
+    lengths = sorted(profile_dataset(data, TokenCounter(tiny_model), 4096).lengths)
+    limit = lengths[0]  # only the shortest fits
+    prof = profile_dataset(data, TokenCounter(tiny_model), limit)
+    text, fatal = length_problem(prof, data, limit)
+    assert fatal and "allow_long_samples" in text
+    assert length_problem(prof, data, limit, allow_long=True)[1] is False
+    r = ocrsft("plan", *train_cmd(tiny_model, receipts, tmp_path / "r", f"max_seq_len={limit}",
+                                  "allow_long_samples=true")[1:], "--no-write")
+    assert r.returncode == 0 and "plan: WARNING" in r.stdout and "refuses" not in r.stdout
