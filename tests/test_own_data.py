@@ -201,3 +201,69 @@ def test_most_not_fitting_needs_an_explicit_key(receipts, tiny_model, tmp_path):
     r = ocrsft("plan", *train_cmd(tiny_model, receipts, tmp_path / "r", f"max_seq_len={limit}",
                                   "allow_long_samples=true")[1:], "--no-write")
     assert r.returncode == 0 and "plan: WARNING" in r.stdout and "refuses" not in r.stdout
+
+
+# --- infer: every row an error is a failure; a rerun retries error rows ----------------------
+
+def test_infer_all_errors_exits_1_and_a_rerun_retries_them(shared_data, tmp_path, capsys):
+    from ocrsft.cli import main
+    from tests.test_infer_server import MockServer
+    from converters.sample import make_sample
+
+    root = shared_data / "paddleocr_rec" / "train"
+    names = sorted(p.stem for p in root.glob("*.png"))[:2]
+
+    def write(folder):
+        rows = [{"id": n, **make_sample([str(folder / f"{n}.png")], [("OCR:", n)])} for n in names]
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    data, out = tmp_path / "val.jsonl", tmp_path / "pred.jsonl"
+    server = MockServer()
+    try:
+        args = ["infer", "--backend", "vllm-server", "--server-url", server.url,
+                "--data", str(data), "-o", str(out)]
+        write(tmp_path / "moved")  # every image missing: every row an error
+        assert main(args) == 1
+        said = capsys.readouterr()
+        assert "infer: 0 predicted, 2 errors" in said.out and "every sample failed" in said.err
+        assert main(args + ["--keep-errors"]) == 0  # nothing new to do: not a failure
+        assert "0 predicted, 0 errors, 2 already done" in capsys.readouterr().out
+        write(root)  # fixed: the rerun predicts the error rows again, once
+        assert main(args) == 0
+        assert "infer: 2 predicted, 0 errors, 0 already done" in capsys.readouterr().out
+    finally:
+        server.close()
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == names and all(r["error"] is None for r in rows)
+
+
+def test_default_max_new_tokens_covers_the_longest_reference(receipts):
+    from inference.predict import DEFAULT_MAX_NEW_TOKENS, covering_max_new_tokens
+
+    refs = [json.loads(x)["text_info"][1]["text"] for x in (receipts / "val.jsonl").read_text().splitlines()]
+    budget = covering_max_new_tokens(receipts / "val.jsonl")
+    assert budget == max(DEFAULT_MAX_NEW_TOKENS, max(len(r.encode()) for r in refs) + 1)
+    long = receipts / "long.jsonl"
+    row = json.loads((receipts / "val.jsonl").read_text().splitlines()[0])
+    row["text_info"][1]["text"] = json.dumps({"address": "x" * 700})
+    long.write_text(json.dumps(row) + "\n")
+    assert covering_max_new_tokens(long) == len(row["text_info"][1]["text"]) + 1 > DEFAULT_MAX_NEW_TOKENS
+
+
+# --- KIE: a JSON answer cut off at max_new_tokens is scored on its finished fields -------------
+
+def test_truncated_json_is_scored_field_by_field(receipts):
+    from inference.metrics.kie import aggregate, score
+
+    ref = json.loads((receipts / "train.jsonl").read_text().splitlines()[0])["text_info"][1]["text"]
+    fields = json.loads(ref)
+    missing_brace = score(ref[:-1], ref)
+    assert missing_brace["truncated"] == 1.0 and missing_brace["anls"] == 1.0
+    assert missing_brace["field_tp"] == len(fields)
+    cut = ref[:ref.index('"address"') + len('"address": "NO.5')]  # cut inside the third value
+    s = score(cut, ref)
+    assert s["parsed"] == 1.0 and s["truncated"] == 1.0
+    assert s["anls"] == pytest.approx(2 / len(fields)) and s["field_tp"] == 2
+    whole = score(ref, ref)
+    assert whole["truncated"] == 0.0 and whole["exact"] == 1.0
+    assert aggregate([s, whole])["truncated_rate"] == 0.5

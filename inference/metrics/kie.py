@@ -35,7 +35,7 @@ MAIN, LOWER_IS_BETTER = "anls", False
 def complete_prefix(text: str) -> dict | None:
     """The fields of a JSON object cut off before its closing brace: every key/value pair
     that was finished; a value cut in the middle is left out. None when `text` is not
-    the start of an object."""
+    the start of an object or finished no field."""
     start = text.find("{")
     if start < 0:
         return None
@@ -56,15 +56,16 @@ def complete_prefix(text: str) -> dict | None:
         elif c == "," and depth == 1:
             last_good = i
     candidates = [] if in_str or depth != 1 else [text[start:].rstrip() + "}"]
-    candidates.append(text[start:last_good] + "}" if last_good else "{}")
+    if last_good:
+        candidates.append(text[start:last_good] + "}")
     for cand in candidates:
         try:
             obj = json.loads(cand)
         except json.JSONDecodeError:
             continue
-        if isinstance(obj, dict):
+        if isinstance(obj, dict) and obj:
             return obj
-    return None
+    return None  # not one field finished: nothing to score
 
 
 def parse_truncated(answer: str) -> tuple[dict[str, str] | None, bool]:
