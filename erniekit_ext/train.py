@@ -125,8 +125,17 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
     cfg.setdefault("logging_dir", str(out / "tensorboard"))
     cfg.setdefault("report_to", "tensorboard")
     write_run_files(cfg, plan, out, recipe.ours)
-    if resume and not list(out.glob("checkpoint-*")):
+    steps = [int(p.name.split("-")[-1]) for p in out.glob("checkpoint-*")
+             if p.name.split("-")[-1].isdigit()]
+    if resume and not steps:
         print(f"train: no checkpoint in {out} yet; starting at step 0")
+    elif resume and Path(cfg["logging_dir"]).is_dir():
+        from erniekit_ext.monitor import purge_after
+
+        purged = purge_after(cfg["logging_dir"], max(steps))
+        if purged:
+            print(f"train: resuming at step {max(steps)}; dropped {purged} TensorBoard points "
+                  f"logged after it (they are logged again)")
     if recipe.engine == "torch":
         from erniekit_ext.bridge.train import run as bridge_run
 

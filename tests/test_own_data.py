@@ -267,3 +267,35 @@ def test_truncated_json_is_scored_field_by_field(receipts):
     whole = score(ref, ref)
     assert whole["truncated"] == 0.0 and whole["exact"] == 1.0
     assert aggregate([s, whole])["truncated_rate"] == 0.5
+
+
+# --- a resumed run leaves no duplicate steps in TensorBoard ----------------------------------
+
+def test_purge_after_leaves_each_step_once(tmp_path):
+    import time
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboardX import SummaryWriter
+
+    from erniekit_ext.monitor import purge_after, read_scalars
+
+    logdir = tmp_path / "tb"
+    first = SummaryWriter(str(logdir))  # the killed run: steps 1..10, checkpoint at 6
+    for step in range(1, 11):
+        first.add_scalar("train/loss", 10.0 - step, step)
+    first.close()
+    assert purge_after(logdir, 6) == 4
+    time.sleep(1.1)  # tensorboardX names files by the second
+    second = SummaryWriter(str(logdir))  # the resumed run logs 7..10 again
+    for step in range(7, 11):
+        second.add_scalar("train/loss", 100.0 + step, step)
+    second.close()
+    files = sorted(logdir.glob("events.out.tfevents.*"))
+    assert len(files) == 2
+    steps = []
+    for f in files:  # every point in the files themselves, as any TensorBoard loader sees them
+        acc = EventAccumulator(str(f), size_guidance={"scalars": 0}, purge_orphaned_data=False)
+        acc.Reload()
+        steps += [e.step for e in acc.Scalars("train/loss")]
+    assert steps == list(range(1, 11))
+    assert [v for _, v in read_scalars(logdir, "train/loss")][-1] == 110.0

@@ -39,7 +39,7 @@ def complete_prefix(text: str) -> dict | None:
     start = text.find("{")
     if start < 0:
         return None
-    depth, in_str, esc, last_good = 0, False, False, None
+    depth, in_str, esc, commas = 0, False, False, []
     for i in range(start, len(text)):
         c = text[i]
         if in_str:
@@ -54,10 +54,9 @@ def complete_prefix(text: str) -> dict | None:
             if depth == 0:
                 return None  # a complete object: not truncated (parse failed for another reason)
         elif c == "," and depth == 1:
-            last_good = i
+            commas.append(i)
     candidates = [] if in_str or depth != 1 else [text[start:].rstrip() + "}"]
-    if last_good:
-        candidates.append(text[start:last_good] + "}")
+    candidates += [text[start:i] + "}" for i in reversed(commas)]  # the longest that parses
     for cand in candidates:
         try:
             obj = json.loads(cand)
