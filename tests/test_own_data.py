@@ -307,8 +307,9 @@ def readme_block(marker: str) -> list[tuple[str, list[str]]]:
     """(command, the output lines the README shows under it) for the fenced block after
     `marker` (a `<!-- ... -->` line, or the block's first command) in README.md."""
     text = (REPO / "README.md").read_text()
-    start = text.index(marker)
-    body = text[text.index("```", start) + 3:]
+    at = text.index(marker)
+    fence = text.index("```", at) if marker.startswith("<!--") else text.rindex("```", 0, at)
+    body = text[fence + 3:]
     body = body[body.index("\n") + 1:body.index("```")]
     steps: list[tuple[str, list[str]]] = []
     pending = ""
@@ -382,3 +383,38 @@ def test_receipts_end_to_end_from_raw_labels_to_compare(clone):
     assert base["samples"] == sft["samples"] == 4 and not base["errors"] and not sft["errors"]
     changed = {k: (base[k], sft[k]) for k in base if k not in ("samples", "errors") and base[k] != sft[k]}
     assert changed, result
+
+
+# --- quiet by default --------------------------------------------------------------------------
+
+def test_third_party_noise_is_hidden_unless_verbose(tmp_path):
+    quiet = ocrsft("tiny-model", tmp_path / "a")  # imports paddle and paddleformers
+    assert quiet.returncode == 0, quiet.stderr
+    said = quiet.stdout + quiet.stderr
+    assert "PyTorch was not found" not in said and "Warning" not in said and "DEBUG" not in said
+    assert "tiny-model: wrote" in quiet.stdout
+    loud = ocrsft("--verbose", "tiny-model", tmp_path / "b")
+    assert loud.returncode == 0 and "PyTorch was not found" in loud.stdout + loud.stderr
+
+
+# --- GPU recipes on CPU -----------------------------------------------------------------------
+
+def test_cpu_synchronize_is_a_no_op_not_a_type_error():
+    import paddle
+
+    from erniekit_ext import compat
+
+    compat.apply()
+    paddle.device.set_device("cpu")
+    assert paddle.device.synchronize() is None  # upstream: TypeError: device should be gpu, xpu
+    assert compat.cpu_launch_settings()["fp16_opt_level"] == "O1"
+
+
+@pytest.mark.slow
+def test_the_gpu_kie_recipe_trains_on_cpu_with_cpu_settings(receipts, tiny_model, tmp_path):
+    r = ocrsft("train", REPO / "configs/paddleocr_vl/kie_full_16k.yaml", f"model_name_or_path={tiny_model}",
+               f"train_dataset_path={receipts / 'train.jsonl'}", f"eval_dataset_path={receipts / 'val.jsonl'}",
+               f"output_dir={tmp_path / 'run'}", "max_steps=1", "gradient_accumulation_steps=2",
+               "per_device_train_batch_size=1")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "train: done" in r.stdout
