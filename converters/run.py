@@ -106,8 +106,10 @@ class Stats:
         return {"answer_chars": hist(self.answer_chars), "image_max_side_px": hist(self.image_sides),
                 "tokens_per_sample": {"mean": round(self.token_sum / n, 2) if n else 0,
                                       "max": self.token_max, "histogram": hist(self.tokens)},
-                "token_estimate_note": "text ~ bytes/3; images at PaddleOCR-VL's default "
-                                       "min/max pixels (converters/image_tokens.py)"}
+                "token_estimate_note": "converters/image_tokens.sample_tokens for PaddleOCR-VL-0.9B: "
+                                       "text ~ bytes/3, images at its default min/max pixels; "
+                                       "`ocrsft plan`/`train` recount with your model's own "
+                                       "tokenizer and processor"}
 
 
 class SeenSet:
