@@ -15,15 +15,16 @@ import pytest
 
 from converters.errors import UserError
 from converters.run import convert
-from converters.validate import grouped, validate
+from converters.validate import validate
 from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def ocrsft(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+def ocrsft(*args, cwd=None, env=None, timeout=900) -> subprocess.CompletedProcess:
+    """Run the CLI; `timeout` turns a run that never ends (the defect) into a failure."""
     return subprocess.run([sys.executable, "-m", "ocrsft", *map(str, args)], cwd=cwd or REPO,
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,6 @@ def test_validate_groups_errors_by_reason(receipts, tmp_path):
     assert lines[5] == "bad_tags: 1 sample"
     assert lines[-1] == f"validated {len(good) + 31}, invalid 31"
     assert len(lines) < 12
-    assert grouped([]) == []
 
 
 # --- one token estimate; no run that never ends -----------------------------------------------
@@ -176,7 +176,7 @@ def train_cmd(model, receipts, out, *extra):
 
 def test_train_stops_before_launch_when_no_sample_fits(receipts, tiny_model, tmp_path):
     out = tmp_path / "run"
-    r = ocrsft(*train_cmd(tiny_model, receipts, out, "max_seq_len=32"))
+    r = ocrsft(*train_cmd(tiny_model, receipts, out, "max_seq_len=32"), timeout=300)
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and "max_seq_len" in err[0], err
