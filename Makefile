@@ -15,7 +15,7 @@ DATA      ?=
 MODEL     ?=
 
 
-.PHONY: help setup setup-torch demo pretrain-tiny test tiny-model convert validate plan train export \
+.PHONY: help setup setup-torch demo pretrain-tiny test test-fast tiny-model convert validate plan train export \
         infer parity eval compare tensorboard bench docker-build docker-train docker-infer clean
 
 help:
@@ -42,6 +42,9 @@ pretrain-tiny: setup ## rebuild the demo's base checkpoint in assets/ (seeded, ~
 
 test: setup-torch ## run the test suite (tiny models + ../shared/data; the bridge tests need torch)
 	$(BIN)/python -m pytest -q tests
+
+test-fast: setup-torch ## every test not marked slow (no training, no paddlex pipeline), in about a minute
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 tiny-model: setup ## build a tiny random PaddleOCR-VL: make tiny-model OUT=dir
 	$(OCRSFT) tiny-model $(or $(OUT),runs/tiny-model)

@@ -1,13 +1,15 @@
-"""`chart`: a chart image plus its data table (CSV, JSON or markdown) -> chart recognition.
+r"""`chart`: a chart image plus its data table (CSV, JSON or markdown) -> chart recognition.
 
     input (chart_docling/barchart.gt.md beside barchart.png; first rows):
         |   Number of impellers |   single-frequency |   multi-frequency |
         |-----------------------|--------------------|-------------------|
         |                     1 |               0.06 |              0.16 |
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "barchart.png"}],
-         "text_info": [{"text": "Chart Recognition:", "tag": "mask"},
-                       {"text": "Number of impellers | single-frequency | multi-frequency\\n1 | 0.06 | 0.16\\n...", "tag": "no_mask"}]}
+
+    >>> from converters.registry import example
+    >>> example("chart", SHARED / "chart_docling/barchart.gt.md")
+    {"image_info": [{"matched_text_index": 0, "image_url": ".../chart_docling/barchart.png"}],
+     "text_info": [{"text": "Chart Recognition:", "tag": "mask"},
+                   {"text": "Number of impellers | single-frequency | multi-frequency\n1 | 0.06 | 0.16\n2 | 0.12 | 0.26\n...", "tag": "no_mask"}]}
 
 The answer is seed 002's chart markdown: cells joined by " | ", rows by
 newlines, no outer pipes and no separator row. Inputs are table files (or

@@ -1,11 +1,13 @@
-"""`erniekit`: validate and normalise an existing ERNIEKit JSONL.
+r"""`erniekit`: validate and normalise an existing ERNIEKit JSONL.
 
     input (a hand-written line, image path relative to the JSONL's folder):
-        {"text_info": [{"tag": "mask", "text": "OCR:", "id": 7}, {"tag": "no_mask", "text": "Genaxis Theatre"}],
-         "image_info": [{"image_url": "test/word_1.png"}], "source": "icdar"}
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "test/word_1.png"}],
-         "text_info": [{"text": "OCR:", "tag": "mask"}, {"text": "Genaxis Theatre", "tag": "no_mask"}]}
+
+    >>> from converters.registry import example
+    >>> example("erniekit", '''{"text_info": [{"tag": "mask", "text": "OCR:", "id": 7},
+    ...   {"tag": "no_mask", "text": "Genaxis Theatre"}], "image_info": [{"image_url": "test/word_1.png"}],
+    ...   "source": "icdar"}''', image_root=SHARED / "paddleocr_rec")
+    {"image_info": [{"matched_text_index": 0, "image_url": ".../paddleocr_rec/test/word_1.png"}],
+     "text_info": [{"text": "OCR:", "tag": "mask"}, {"text": "Genaxis Theatre", "tag": "no_mask"}]}
 
 Normalising keeps only what ERNIEKit and PaddleFormers read (`image_info`,
 `text_info`, `system`), fills the default `matched_text_index` 0, and rewrites

@@ -1,11 +1,14 @@
-"""`html-table`: a table image plus its HTML -> table recognition in OTSL.
+r"""`html-table`: a table image plus its HTML -> table recognition in OTSL.
 
     input (JSONL, one table per line; or a `name.html` file beside `name.png`):
-        {"image": "tables/t1.png", "html": "<table><tr><td colspan=\\"2\\">Total</td></tr><tr><td>1</td><td>2</td></tr></table>"}
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "tables/t1.png"}],
-         "text_info": [{"text": "Table Recognition:", "tag": "mask"},
-                       {"text": "<fcel>Total<lcel><nl><fcel>1<fcel>2<nl>", "tag": "no_mask"}]}
+
+    >>> from converters.registry import example
+    >>> example("html-table", '''{"image": "tables/t1.png",
+    ...   "html": "<table><tr><td colspan=\\"2\\">Total</td></tr><tr><td>1</td><td>2</td></tr></table>"}''')
+    {"image_info": [{"matched_text_index": 0, "image_url": "tables/t1.png"}],
+     "text_info": [{"text": "Table Recognition:", "tag": "mask"},
+                   {"text": "<fcel>Total<lcel><nl><fcel>1<fcel>2<nl>", "tag": "no_mask"}],
+     "reference_html": "<table><tr><td colspan=\"2\">Total</td></tr><tr><td>1</td><td>2</td></tr></table>"}
 
 The HTML -> OTSL step and its checks are converters/otsl.py's.
 """

@@ -1,14 +1,16 @@
-"""`im2latex`: the im2latex-100k / im2markup layout -> formula recognition.
+r"""`im2latex`: the im2latex-100k / im2markup layout -> formula recognition.
 
     input (im2latex/test20.lst, first line; the formula is line 1000 of formulas.lst, 0-based):
         1000 7944775fc9 basic
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "images/7944775fc9.png"}],
-         "text_info": [{"text": "Formula Recognition:", "tag": "mask"},
-                       {"text": "\\\\[<formula 1000, \\\\label dropped>\\\\]", "tag": "no_mask"}]}
+
+    >>> from converters.registry import example
+    >>> example("im2latex", SHARED / "im2latex/test20.lst")
+    {"image_info": [{"matched_text_index": 0, "image_url": ".../im2latex/images/7944775fc9.png"}],
+     "text_info": [{"text": "Formula Recognition:", "tag": "mask"},
+                   {"text": "\\[\\alpha_1^r \\gamma_1 + \\dots + \\alpha_N^r \\gamma_N = 0\\quad(r=1,...,R)\\; ,\\]", "tag": "no_mask"}]}
 
 The list file names `formula_index image_stem render_style`; formulas.lst is
-split on "\\n" only (some formulas hold a bare "\\r") and read by seeking
+split on "\n" only (some formulas hold a bare "\r") and read by seeking
 through a line-offset index, so memory stays at 8 bytes per formula. The
 images are un-cropped full pages: pass `-O crop_ink=true`.
 """

@@ -1,14 +1,13 @@
-"""`latex`: formula images with LaTeX labels, one `image_path<TAB>latex` per line.
+r"""`latex`: formula images with LaTeX labels, one `image_path<TAB>latex` per line.
 
-    input:
-        formulas/0001.png\tt_{n}\\in[0,\\infty]
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "formulas/0001.png"}],
-         "text_info": [{"text": "Formula Recognition:", "tag": "mask"},
-                       {"text": "\\\\[t_{n}\\\\in[0,\\\\infty]\\\\]", "tag": "no_mask"}]}
+    >>> from converters.registry import example
+    >>> example("latex", "formulas/0001.png\tt_{n}\\in[0,\\infty]")
+    {"image_info": [{"matched_text_index": 0, "image_url": "formulas/0001.png"}],
+     "text_info": [{"text": "Formula Recognition:", "tag": "mask"},
+                   {"text": "\\[t_{n}\\in[0,\\infty]\\]", "tag": "no_mask"}]}
 
-Answers are display math `\\[...\\]` as in seed 002 (a label already wrapped
-in `$$`, `$`, `\\(` or `\\[` is unwrapped first); `\\label{...}` is dropped
+Answers are display math `\[...\]` as in seed 002 (a label already wrapped
+in `$$`, `$`, `\(` or `\[` is unwrapped first); `\label{...}` is dropped
 since it never shows in the image. Unbalanced braces are a reject.
 `-O crop_ink=true` crops each image to its ink (plus a margin) into the
 images folder (`--images-out`, default OUT_images/), for full-page renders.

@@ -1,14 +1,15 @@
-"""`llava`: LLaVA / InternVL conversation JSON -> multi-turn ERNIEKit samples.
+r"""`llava`: LLaVA / InternVL conversation JSON -> multi-turn ERNIEKit samples.
 
     input (InternVL docs, internvl_chat_data_format.md, shortened to one round):
-        {"id": 2324, "image": "COCO_train2014_000000581857.jpg", "width": 427, "height": 640,
-         "conversations": [
-           {"from": "human", "value": "<image>\\nPlease provide the bounding box coordinate of the region this sentence describes: <ref>the lady with the blue shirt</ref>"},
-           {"from": "gpt", "value": "<ref>the lady with the blue shirt</ref><box>[[243, 469, 558, 746]]</box>"}]}
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "COCO_train2014_000000581857.jpg"}],
-         "text_info": [{"text": "Please provide the bounding box coordinate of the region this sentence describes: <ref>the lady with the blue shirt</ref>", "tag": "mask"},
-                       {"text": "<ref>the lady with the blue shirt</ref><box>[[243, 469, 558, 746]]</box>", "tag": "no_mask"}]}
+
+    >>> from converters.registry import example
+    >>> example("llava", '''{"id": 2324, "image": "COCO_train2014_000000581857.jpg",
+    ...   "width": 427, "height": 640, "conversations": [
+    ...   {"from": "human", "value": "<image>\\nPlease provide the bounding box coordinate of the region this sentence describes: <ref>the lady with the blue shirt</ref>"},
+    ...   {"from": "gpt", "value": "<ref>the lady with the blue shirt</ref><box>[[243, 469, 558, 746]]</box>"}]}''')
+    {"image_info": [{"matched_text_index": 0, "image_url": "COCO_train2014_000000581857.jpg"}],
+     "text_info": [{"text": "Please provide the bounding box coordinate of the region this sentence describes: <ref>the lady with the blue shirt</ref>", "tag": "mask"},
+                   {"text": "<ref>the lady with the blue shirt</ref><box>[[243, 469, 558, 746]]</box>", "tag": "no_mask"}]}
 
 `image` is a string or a list (InternVL multi-image); `<image>` tags may sit
 anywhere in human turns (none: the images go with the first turn). Covers

@@ -1,4 +1,4 @@
-"""`messages`: the ms-swift / LLaMA-Factory `messages` + `images` format, both directions.
+r"""`messages`: the ms-swift / LLaMA-Factory `messages` + `images` format, both directions.
 
     input (LLaMA-Factory data/mllm_demo.json, first item; a JSON array or JSONL):
         {"messages": [{"role": "user", "content": "<image>Who are they?"},
@@ -6,13 +6,15 @@
                       {"role": "user", "content": "What are they doing?<image>"},
                       {"role": "assistant", "content": "They are celebrating on the soccer field."}],
          "images": ["mllm_demo_data/1.jpg", "mllm_demo_data/1.jpg"]}
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "mllm_demo_data/1.jpg"},
-                        {"matched_text_index": 2, "image_url": "mllm_demo_data/1.jpg"}],
-         "text_info": [{"text": "Who are they?", "tag": "mask"},
-                       {"text": "They're Kane and Gretzka from Bayern Munich.", "tag": "no_mask"},
-                       {"text": "What are they doing?", "tag": "mask"},
-                       {"text": "They are celebrating on the soccer field.", "tag": "no_mask"}]}
+
+    >>> from converters.registry import example
+    >>> example("messages", SHARED / "sharegpt_messages/mllm_demo.json")
+    {"image_info": [{"matched_text_index": 0, "image_url": "mllm_demo_data/1.jpg"},
+                    {"matched_text_index": 2, "image_url": "mllm_demo_data/1.jpg"}],
+     "text_info": [{"text": "Who are they?", "tag": "mask"},
+                   {"text": "They're Kane and Gretzka from Bayern Munich.", "tag": "no_mask"},
+                   {"text": "What are they doing?", "tag": "mask"},
+                   {"text": "They are celebrating on the soccer field.", "tag": "no_mask"}]}
 
 `content` may also be OpenAI-style typed parts ({"type": "text"|"image_url", "value": ...}).
 The n-th `<image>` tag takes the n-th image; tags and images must match in

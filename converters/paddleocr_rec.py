@@ -1,11 +1,12 @@
-"""`paddleocr-rec`: PaddleOCR recognition labels, one `image_path<TAB>text` per line.
+r"""`paddleocr-rec`: PaddleOCR recognition labels, one `image_path<TAB>text` per line.
 
-    input  (ch4_test_word_images_gt/word_1.png	Genaxis Theatre):
-        word_1.png\tGenaxis Theatre
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "word_1.png"}],
-         "text_info": [{"text": "OCR:", "tag": "mask"},
-                       {"text": "Genaxis Theatre", "tag": "no_mask"}]}
+    input (paddleocr_rec/rec_gt_test.txt, first line; ICDAR2015 word crops):
+        test/word_1.png<TAB>JOINT
+
+    >>> from converters.registry import example
+    >>> example("paddleocr-rec", SHARED / "paddleocr_rec/rec_gt_test.txt")
+    {"image_info": [{"matched_text_index": 0, "image_url": "test/word_1.png"}],
+     "text_info": [{"text": "OCR:", "tag": "mask"}, {"text": "JOINT", "tag": "no_mask"}]}
 
 Only the first tab splits: text may itself hold tabs, spaces and backslashes,
 and is kept exactly (PaddleOCR's own reader does the same).

@@ -1,20 +1,24 @@
-"""`pubtabnet`: PubTabNet JSONL (structure tokens + cells) -> table recognition in OTSL.
+r"""`pubtabnet`: PubTabNet JSONL (structure tokens + cells) -> table recognition in OTSL.
 
-    input (pubtabnet/examples/PubTabNet_Examples.jsonl, shortened to a 2x2 corner of one table):
+    input (pubtabnet/examples/PubTabNet_Examples.jsonl, the first table's top-left 2x2 corner):
         {"filename": "PMC4840965_004_00.png", "split": "train", "imgid": 0,
          "html": {"structure": {"tokens": ["<thead>", "<tr>", "<td>", "</td>", "<td>", "</td>", "</tr>", "</thead>",
                                            "<tbody>", "<tr>", "<td>", "</td>", "<td>", "</td>", "</tr>", "</tbody>"]},
                   "cells": [{"tokens": ["<b>", "V", "a", "r", "</b>"]}, {"tokens": ["H", "R"]},
                             {"tokens": ["A", "g", "e"]}, {"tokens": []}]}}
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "PMC4840965_004_00.png"}],
-         "text_info": [{"text": "Table Recognition:", "tag": "mask"},
-                       {"text": "<fcel>Var<fcel>HR<nl><fcel>Age<ecel><nl>", "tag": "no_mask"}]}
+
+    >>> from converters.registry import example
+    >>> example("pubtabnet", SHARED / "pubtabnet/examples/PubTabNet_Examples.jsonl")
+    {"image_info": [{"matched_text_index": 0, "image_url": "PMC4840965_004_00.png"}],
+     "text_info": [{"text": "Table Recognition:", "tag": "mask"},
+                   {"text": "<fcel>Variable<fcel>Hazard ratio<fcel>95 % CI<fcel>p value*<nl><fcel>Age (median)<ecel><ecel><fcel>0.716<nl>...", "tag": "no_mask"}],
+     "reference_html": "<html><body><table><thead><tr><td><b>Variable</b></td>...</table></body></html>"}
 
 The cells fill the structure in order (after each `<td>`, or after the `>`
 that closes `<td colspan="2"`); single-character tokens are HTML-escaped and
 multi-character ones (`<b>`, `</i>`) are markup, the same rule as PubTabNet's
-own evaluation HTML. The HTML then goes through converters/otsl.py.
+own evaluation HTML. The HTML then goes through converters/otsl.py, and is kept
+as the sample's `reference_html` for official TEDS at evaluation.
 """
 from __future__ import annotations
 
@@ -45,13 +49,18 @@ def pubtabnet_html(structure: list[str], cells: list[dict]) -> str:
 
 
 def table_sample(image: str, html: str) -> dict:
-    """An image and its HTML table -> a `Table Recognition:` sample with a checked OTSL answer."""
+    """An image and its HTML table -> a `Table Recognition:` sample with a checked OTSL answer.
+
+    The source HTML rides along as `reference_html`: training reads only image_info
+    and text_info (converters/erniekit.py normalises other keys away), while
+    `ocrsft infer` copies it into its rows so that `ocrsft eval` scores official
+    TEDS against it (inference/metrics/table.py)."""
     try:
         otsl = html_to_otsl(html)
         check_otsl(otsl)
     except ValueError as e:
         raise SampleError(f"bad_table: {e}") from None
-    return make_sample([image], [(get_task("table").prompt, otsl)])
+    return make_sample([image], [(get_task("table").prompt, otsl)]) | {"reference_html": html}
 
 
 @register("pubtabnet")

@@ -136,3 +136,21 @@ def get_converter(name: str) -> type[Converter]:
 
 
 get = get_converter
+
+
+def example(name: str, source: str | Path, n: int = 1, image_root: str | Path | None = None,
+            **options) -> None:
+    """Print, one JSON line each, the samples format `name` makes of `source`: the first `n`
+    items of a file or folder (a Path), or one raw item (a str). Each converter's docstring
+    runs it as its doctest, so the documented output is the real output. Images are not
+    opened: that is the convert driver's step (converters/run.py)."""
+    import json
+
+    root = image_root or (source.parent if isinstance(source, Path) else ".")
+    conv = get_converter(name)(Path(root), **options)
+    records = (conv.records(source) if isinstance(source, Path)
+               else [Record(str(Path(root) / "<example>"), 1, source)])
+    for i, record in enumerate(records):
+        if i == n:
+            break
+        print(json.dumps(conv.convert(record), ensure_ascii=False))

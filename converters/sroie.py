@@ -1,13 +1,15 @@
-"""`sroie`: ICDAR-2019 SROIE receipts (box csv + key json) -> key-value extraction.
+r"""`sroie`: ICDAR-2019 SROIE receipts (box csv + key json) -> key-value extraction.
 
-    input (a SROIE folder with box/, img/, key/; one receipt is key/001.json plus img/001.jpg):
-        key/001.json: {"company": "INDAH GIFT & HOME DECO", "date": "19/10/2018",
-                       "address": "27, JALAN DEDAP 13, TAMAN JOHOR JAYA, 81100 JOHOR BAHRU, JOHOR.",
-                       "total": "60.30"}
-    output:
-        {"image_info": [{"matched_text_index": 0, "image_url": "img/001.jpg"}],
-         "text_info": [{"text": "Extract the key information as JSON:", "tag": "mask"},
-                       {"text": "{\\"company\\": \\"INDAH GIFT & HOME DECO\\", \\"date\\": \\"19/10/2018\\", ...}", "tag": "no_mask"}]}
+    input (a SROIE folder with box/, img/, key/; the first receipt is key/000.json plus img/000.jpg):
+        key/000.json: {"company": "BOOK TA .K (TAMAN DAYA) SDN BHD", "date": "25/12/2018",
+                       "address": "NO.53 55,57 & 59, JALAN SAGU 18, TAMAN DAYA, 81100 JOHOR BAHRU, JOHOR.",
+                       "total": "9.00"}
+
+    >>> from converters.registry import example
+    >>> example("sroie", SHARED / "sroie")
+    {"image_info": [{"matched_text_index": 0, "image_url": ".../sroie/img/000.jpg"}],
+     "text_info": [{"text": "Extract the key information as JSON:", "tag": "mask"},
+                   {"text": "{\"company\": \"BOOK TA .K (TAMAN DAYA) SDN BHD\", \"date\": \"25/12/2018\", ...}", "tag": "no_mask"}]}
 
 With `-O with_ocr=true` an `OCR:` turn comes first, answered by the receipt's
 text lines from box/001.csv (`x1,y1,...,y4,TEXT`, split on the first 8

@@ -1,12 +1,14 @@
-"""`xfund`: XFUND forms in PaddleOCR's KIE label format -> key-value extraction.
+r"""`xfund`: XFUND forms in PaddleOCR's KIE label format -> key-value extraction.
 
-    input (xfund_zh/val.json, zh_val_31.jpg, shortened to one question and its answer):
-        zh_val_31.jpg\t[{"transcription": "报销人姓名", "label": "question", "points": [[310, 477], [502, 477], [502, 525], [310, 525]], "id": 19, "linking": [[19, 25]]},
-                        {"transcription": "符山彤", "label": "answer", "points": [[751, 484], [882, 484], [882, 530], [751, 530]], "id": 25, "linking": [[19, 25]]}]
-    output (--image-root xfund_zh/image):
-        {"image_info": [{"matched_text_index": 0, "image_url": "zh_val_31.jpg"}],
-         "text_info": [{"text": "Extract the key information as JSON:", "tag": "mask"},
-                       {"text": "{\\"报销人姓名\\": \\"符山彤\\"}", "tag": "no_mask"}]}
+    input (xfund_zh/val.json, zh_val_31.jpg, shortened here to one question and its answer):
+        zh_val_31.jpg<TAB>[{"transcription": "报销人姓名", "label": "question", "points": [[310, 477], [502, 477], [502, 525], [310, 525]], "id": 19, "linking": [[19, 25]]},
+                      {"transcription": "符山彤", "label": "answer", "points": [[751, 484], [882, 484], [882, 530], [751, 530]], "id": 25, "linking": [[19, 25]]}, ...]
+
+    >>> from converters.registry import example
+    >>> example("xfund", SHARED / "xfund_zh/val.json", image_root=SHARED / "xfund_zh/image")
+    {"image_info": [{"matched_text_index": 0, "image_url": "zh_val_31.jpg"}],
+     "text_info": [{"text": "Extract the key information as JSON:", "tag": "mask"},
+                   {"text": "{\"报销人姓名\": \"符山彤\", \"病者姓名\": \"符志强\", ...}", "tag": "no_mask"}]}
 
 Each `linking` [question id, answer id] gives one key and its value; a key
 with several answers gets them joined by a space in label order, and a

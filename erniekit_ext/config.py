@@ -37,7 +37,7 @@ OCRSFT_KEYS = {
     "scale": ("keep-batch", "when gpus != recipe_gpus: keep-batch (keep G*B*A) or scale-lr"),
     "ocr_augmentation": (True, "the paddleocr_vl template's random image augmentation"),
     "eval_generation_samples": (0, "decode this many eval samples at each evaluation and log "
-                                   "eval/cer (0: off)"),
+                                   "each task family's main score, eval/cer for OCR (0: off)"),
     "eval_generation_max_new_tokens": (64, "the decoding budget of eval_generation_samples"),
     "allow_long_samples": (False, "train even when most samples exceed max_seq_len (they are "
                                   "dropped); never when none fits"),
@@ -92,13 +92,25 @@ class Recipe:
         return UserError(self.where(key), reason)
 
 
+def shipped_recipe(path: Path) -> Path:
+    """`path` itself, or, when it names `configs/...` and is not here, the recipe shipped
+    with ocrsft (a wheel installs configs/ as package data), so the README's commands
+    also work outside a checkout."""
+    if path.is_file() or path.is_absolute() or not path.parts or path.parts[0] != "configs":
+        return path
+    import configs
+
+    shipped = Path(next(iter(configs.__path__))).joinpath(*path.parts[1:])
+    return shipped if shipped.is_file() else path
+
+
 def load_yaml(path: str | Path, _seen: tuple = ()) -> tuple[dict, dict]:
     """(mapping, key -> "file:line"); a YAML error names the file and line.
 
     `base: other.yaml` (relative to this file) loads that recipe first and lays
     this one over it, so a variant holds only what differs.
     """
-    path = Path(path)
+    path = shipped_recipe(Path(path))
     if not path.is_file():
         raise UserError(str(path), "config file not found")
     if path.resolve() in _seen:

@@ -138,7 +138,7 @@ def StartStep():
 def install_trainer_hooks(run_dir: Path, generation: dict | None = None) -> None:
     """Make PaddleFormers' SFT workflow build our trainer subclass for this process's run.
 
-    `generation` (GenerationEval's arguments, from the recipe's eval_generation_* keys) adds a decoded CER to every evaluation (erniekit_ext/eval_generation.py)."""
+    `generation` (GenerationEval's arguments, from the recipe's eval_generation_* keys) adds each task family's decoded main score to every evaluation (erniekit_ext/eval_generation.py)."""
     import paddleformers.cli.train.sft.workflow as workflow
 
     base = workflow.SFTTrainer

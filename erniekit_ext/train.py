@@ -87,7 +87,9 @@ def report(cfg: dict, plan: Plan, out: Path) -> None:
     if loss:
         print(f"train: loss {loss[0][1]:.3f} at step {loss[0][0]} -> {loss[-1][1]:.3f} "
               f"at step {loss[-1][0]}")
-    for tag in ("eval/loss", "eval/cer"):
+    from erniekit_ext.eval_generation import logged_names
+
+    for tag in ["eval/loss", *(f"eval/{name}" for name in logged_names())]:
         evals = read_scalars(logdir, tag)
         if evals:
             print(f"train: {tag} {' -> '.join(f'{v:.3f}' for _, v in evals[-4:])} "

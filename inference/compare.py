@@ -13,11 +13,11 @@ from pathlib import Path
 from converters.errors import UserError
 from converters.jsonl import write_json
 from converters.tasks import TASKS
-from inference.evaluate import FAMILIES, add_norm_args, badness, by_family, norm_of, rounded, score_rows
+from inference.evaluate import Scoring, add_norm_args, badness, by_family, main_key, norm_of, rounded, score_rows
 from inference.metrics.ocr import Norm
 
 
-def compare(base: Path, sft: Path, task: str = "auto", norm: Norm = Norm()) -> dict:
+def compare(base: Path, sft: Path, task: str = "auto", norm: Norm | Scoring = Norm()) -> dict:
     a = {r["id"]: r for r in score_rows(base, task, norm)}
     b = {r["id"]: r for r in score_rows(sft, task, norm)}
     common = [i for i in a if i in b]
@@ -51,7 +51,7 @@ def write_report(result: dict, out: Path, base: Path, sft: Path) -> Path:
         lines += ["", f"## {name.capitalize()} (first 20)", "",
                   "| family | reference | base | fine-tuned | main score |", "| --- | --- | --- | --- | --- |"]
         for x, y in result[name][:20]:
-            main = FAMILIES[x["family"]].MAIN
+            main = main_key(x["family"], [x, y])
             lines.append(f"| {x['family']} | {cell(x['reference'])} | {cell(x['prediction'])} | "
                          f"{cell(y['prediction'])} | {main} {x[main]:.3f} → {y[main]:.3f} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")

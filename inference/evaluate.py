@@ -1,19 +1,33 @@
-"""`ocrsft eval PRED.jsonl [--task auto|NAME] [--spaces …] [--ignore-case] [--paddleocr] [-o DIR]`: score predictions.
+"""`ocrsft eval PRED.jsonl [--task auto|NAME] [scoring options] [-o DIR]`: score predictions.
 
 Reads the rows `ocrsft infer` writes. Each row's metric family (ocr, table,
 formula, chart, kie, det) comes from `--task`, else the row's `task`, else its
 prompt (converters/tasks.py), so one file may mix tasks. Each family's module
 in inference/metrics scores the row, aggregates its rows, and names its main
-per-sample score (`MAIN`, `LOWER_IS_BETTER`), which ranks the worst samples here
-and decides fixed/broken in `ocrsft compare`. Rows with an `error` count as
-failures with an empty prediction. The OCR normalisation flags (`--spaces`,
-`--ignore-case`, `--paddleocr` for PaddleOCR RecMetric's convention) apply to
-the ocr family only.
+per-sample score (`MAIN`, `LOWER_IS_BETTER`; `main_key` for table, whose main score
+is official `teds` only where rows carry an HTML reference), which ranks the worst
+samples here and decides fixed/broken in `ocrsft compare`. Rows with an `error`
+count as failures with an empty prediction.
+
+Scoring options (`Scoring`; the defaults are each reference implementation's own):
+- OCR: `--spaces`, `--ignore-case`, `--paddleocr` (PaddleOCR RecMetric's
+  ignore_space) and `--paddleocr-filter` (its is_filter as well);
+- chart: `--chart-lenient outer-pipes,rule-rows,thousands|all` (default: DePlot's
+  metric as its code computes it);
+- table: `--strict-official` (a bare `<table>` HTML answer scores the official 0;
+  by default it is wrapped in `<html><body>` first);
+- KIE: `--kie-norm casefold|docvqa` (default casefold: casefolded, whitespace runs
+  collapsed; docvqa: lowercased only, as DocVQA's ANLS);
+- `--normalize omnidocbench`: OmniDocBench's normalisation of text (ocr family),
+  formulas (adds its `edit_dist`) and tables (TEDS on its normalised HTML, which
+  rewraps every table, so `--strict-official` has no effect there), see
+  inference/metrics/omnidocbench.py.
 
 Writes, into DIR (default PRED's stem + `_eval`): `per_sample.jsonl`,
-`metrics.json` keyed by family (`{"ocr": {"samples": …, "cer": …}, "kie": {…}}`)
-and `report.md` with, per family, its metrics, a histogram of its main score and
-its worst samples with thumbnails (PNG files in `thumbs/`).
+`metrics.json` keyed by family (`{"ocr": {"samples": …, "cer": …}, "kie": {…}}`,
+with the options each family was scored with) and `report.md` with, per family,
+its metrics, a histogram of its main score and its worst samples with thumbnails
+(PNG files in `thumbs/`).
 """
 from __future__ import annotations
 
@@ -24,12 +38,54 @@ from pathlib import Path
 from converters.errors import UserError
 from converters.jsonl import AtomicWriter, dumps, iter_jsonl, write_json
 from converters.tasks import TASKS, task_for_prompt
-from inference.metrics import chart, det, formula, kie, ocr, table
+from inference.metrics import chart, det, formula, kie, ocr, omnidocbench, table
+from inference.metrics.chart import ChartOptions
 from inference.metrics.ocr import Norm
 
 FAMILIES = {"ocr": ocr, "table": table, "formula": formula, "chart": chart, "kie": kie, "det": det}
 WORST = 10      # worst samples shown per family
 THUMB = 160     # px, the longer side of a report thumbnail
+
+
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """Every family's scoring options; the defaults are each reference's own convention."""
+    ocr: Norm = Norm()
+    chart: ChartOptions = ChartOptions()
+    table_strict: bool = False   # a bare <table> HTML answer scores the official 0
+    kie_norm: str = kie.DEFAULT_NORM
+    omnidocbench: bool = False   # OmniDocBench's text, formula and table normalisation
+
+    def describe(self) -> dict:
+        omni = {"normalize": "omnidocbench"} if self.omnidocbench else {}
+        return {"ocr": self.ocr.describe() | omni, "chart": dataclasses.asdict(self.chart),
+                "table": {"strict_official": self.table_strict} | omni, "formula": omni,
+                "kie": {"normalisation": self.kie_norm}}
+
+
+def score_one(family: str, pred: str, ref: str, row: dict, scoring: Scoring) -> dict:
+    if family == "ocr":
+        if scoring.omnidocbench:
+            pred, ref = omnidocbench.text(pred), omnidocbench.text(ref)
+        return ocr.score(pred, ref, scoring.ocr)
+    if family == "formula":
+        return formula.score(pred, ref, omnidocbench=scoring.omnidocbench)
+    if family == "chart":
+        return chart.score(pred, ref, scoring.chart)
+    if family == "table":
+        html = row.get("reference_html")
+        return table.score(pred, ref, html if isinstance(html, str) else None, strict=scoring.table_strict,
+                           omnidocbench=scoring.omnidocbench)
+    if family == "kie":
+        return kie.score(pred, ref, norm=scoring.kie_norm)
+    return FAMILIES[family].score(pred, ref)
+
+
+def main_key(family: str, rows: list[dict]) -> str:
+    """The family's main per-sample score for these rows (table: `teds` only where every row has an
+    HTML reference, else `teds_otsl`)."""
+    m = FAMILIES[family]
+    return m.main_key(rows) if hasattr(m, "main_key") else m.MAIN
 
 
 def task_of(row: dict, forced: str) -> str:
@@ -53,7 +109,9 @@ def _image(ref, base: Path) -> str | None:
         return None
 
 
-def score_rows(pred: Path, forced: str = "auto", norm: Norm = Norm()) -> list[dict]:
+def score_rows(pred: Path, forced: str = "auto", norm: Norm | Scoring = Norm()) -> list[dict]:
+    """`norm`: the OCR normalisation alone, or a `Scoring` with every family's options."""
+    scoring = norm if isinstance(norm, Scoring) else Scoring(ocr=norm)
     pred = Path(pred)
     rows = []
     for line, row in iter_jsonl(pred):
@@ -63,7 +121,7 @@ def score_rows(pred: Path, forced: str = "auto", norm: Norm = Norm()) -> list[di
         family = task_of(row, forced)
         p = "" if row.get("error") else str(row["prediction"])
         r = str(row["reference"])
-        scores = ocr.score(p, r, norm) if family == "ocr" else FAMILIES[family].score(p, r)
+        scores = score_one(family, p, r, row, scoring)
         rows.append({"id": row["id"], "family": family, "image": _image(row.get("image"), pred.parent),
                      "reference": r, "prediction": p, "error": row.get("error"), **scores})
     if not rows:
@@ -74,7 +132,8 @@ def score_rows(pred: Path, forced: str = "auto", norm: Norm = Norm()) -> list[di
 def badness(row: dict) -> float:
     """The row's main score, signed so that higher is worse: what ranks and compares rows."""
     m = FAMILIES[row["family"]]
-    return row[m.MAIN] if m.LOWER_IS_BETTER else -row[m.MAIN]
+    key = main_key(row["family"], [row])
+    return row[key] if m.LOWER_IS_BETTER else -row[key]
 
 
 def aggregate(rows: list[dict]) -> dict:
@@ -98,10 +157,11 @@ def histogram_png(rows: list[dict], png: Path) -> Path:
     import matplotlib.pyplot as plt
 
     m = FAMILIES[rows[0]["family"]]
-    values = [min(r[m.MAIN], 2.0) for r in rows]  # CER can pass 1; a rambling model must not flatten the plot
+    key = main_key(rows[0]["family"], rows)
+    values = [min(r[key], 2.0) for r in rows]  # CER can pass 1; a rambling model must not flatten the plot
     fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
     ax.hist(values, bins=20, range=(0, max(1.0, max(values))))
-    ax.set_xlabel(f"per-sample {m.MAIN} ({'lower' if m.LOWER_IS_BETTER else 'higher'} is better"
+    ax.set_xlabel(f"per-sample {key} ({'lower' if m.LOWER_IS_BETTER else 'higher'} is better"
                   f"{', capped at 2' if max(values) > 1 else ''})")
     ax.set_ylabel("samples")
     fig.tight_layout()
@@ -133,18 +193,18 @@ def _cell(s: str, width: int = 80) -> str:
 
 
 def _section(family: str, rows: list[dict], metrics: dict, out: Path) -> list[str]:
-    m = FAMILIES[family]
-    png = histogram_png(rows, out / f"{family}_{m.MAIN}_histogram.png")
+    main = main_key(family, rows)
+    png = histogram_png(rows, out / f"{family}_{main}_histogram.png")
     lines = [f"## {family}", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {json.dumps(v)} |"
               for k, v in metrics.items()]
-    lines += ["", f"![{family} {m.MAIN} histogram]({png.name})", "",
-              f"### Worst samples by {m.MAIN}", "",
-              f"| image | reference | prediction | {m.MAIN} |", "| --- | --- | --- | --- |"]
+    lines += ["", f"![{family} {main} histogram]({png.name})", "",
+              f"### Worst samples by {main}", "",
+              f"| image | reference | prediction | {main} |", "| --- | --- | --- | --- |"]
     for k, r in enumerate(sorted(rows, key=badness, reverse=True)[:WORST]):
         thumb = Path("thumbs") / f"{family}_{k:02d}.png"
         img = f"![{_cell(str(r['id']), 40)}]({thumb.as_posix()})" if thumbnail(r["image"], out / thumb) else ""
-        lines.append(f"| {img} | {_cell(r['reference'])} | {_cell(r['prediction'])} | {r[m.MAIN]:.3f} |")
+        lines.append(f"| {img} | {_cell(r['reference'])} | {_cell(r['prediction'])} | {r[main]:.3f} |")
     return lines + [""]
 
 
@@ -178,14 +238,36 @@ def add_norm_args(p) -> None:
     p.add_argument("--ignore-case", action="store_true", help="OCR: compare casefolded text")
     p.add_argument("--paddleocr", action="store_true",
                    help="OCR: PaddleOCR RecMetric's convention (spaces removed)")
+    p.add_argument("--paddleocr-filter", action="store_true",
+                   help="OCR: PaddleOCR RecMetric's is_filter too (only ASCII letters and digits, "
+                        "lowercased); implies --paddleocr")
+    p.add_argument("--chart-lenient", default="", metavar="NAME[,NAME]",
+                   help="chart: forgive what DePlot's metric does not: outer-pipes (markdown pipe tables), "
+                        "rule-rows (|---| lines), thousands (1,234), or all (default: none, DePlot's own)")
+    p.add_argument("--strict-official", action="store_true",
+                   help="table: a bare <table> HTML answer scores 0, as PubTabNet's official code scores it "
+                        "(default: it is wrapped in <html><body>)")
+    p.add_argument("--normalize", choices=["none", "omnidocbench"], default="none",
+                   help="text, formula, table: OmniDocBench's normalisation before scoring (text: only "
+                        "letters, digits and CJK kept; formula: adds edit_dist; table: TEDS on its "
+                        "normalised HTML), to compare with numbers reported on OmniDocBench")
+    p.add_argument("--kie-norm", choices=list(kie.NORMS), default=kie.DEFAULT_NORM,
+                   help="KIE: casefold with whitespace runs collapsed (default), or docvqa: lowercase only")
 
 
-def norm_of(args) -> Norm:
-    if args.paddleocr:
+def norm_of(args) -> Scoring:
+    if args.paddleocr or args.paddleocr_filter:
         if args.spaces not in (None, "remove"):
             raise UserError("--spaces", f"--paddleocr removes spaces; drop --spaces {args.spaces}")
-        return dataclasses.replace(Norm.paddleocr(), ignore_case=args.ignore_case)
-    return Norm(spaces=args.spaces or "keep", ignore_case=args.ignore_case)
+        norm = dataclasses.replace(Norm.paddleocr(is_filter=args.paddleocr_filter), ignore_case=args.ignore_case)
+    else:
+        norm = Norm(spaces=args.spaces or "keep", ignore_case=args.ignore_case)
+    try:
+        lenient = ChartOptions.lenient(args.chart_lenient.split(","))
+    except ValueError as e:
+        raise UserError("--chart-lenient", str(e)) from None
+    return Scoring(ocr=norm, chart=lenient, table_strict=args.strict_official, kie_norm=args.kie_norm,
+                   omnidocbench=args.normalize == "omnidocbench")
 
 
 def rounded(obj):
@@ -195,11 +277,14 @@ def rounded(obj):
 
 
 def main(args) -> int:
-    norm = norm_of(args)
-    rows = score_rows(args.pred, args.task, norm)
+    scoring = norm_of(args)
+    rows = score_rows(args.pred, args.task, scoring)
     metrics = by_family(rows)
-    if "ocr" in metrics:
-        metrics["ocr"]["normalisation"] = norm.describe()
+    options = scoring.describe()
+    for family in ("ocr", "chart", "table", "formula", "kie"):
+        if family in metrics:
+            if options[family]:
+                metrics[family]["normalisation" if family == "ocr" else "options"] = options[family]
     out = args.out or args.pred.with_name(args.pred.stem + "_eval")
     report = write_report(rows, metrics, out, f"Evaluation of {args.pred.name}")
     print(json.dumps(rounded(metrics)))

@@ -20,6 +20,7 @@ that pipeline, up to `--concurrency` consecutive same-prompt samples at once
 
 Output rows (one per input sample, in input order):
     {"id", "task", "prompt", "image", "reference", "prediction", "error"}
+plus "reference_html" when the sample carries its table's source HTML (for official TEDS).
 A sample that fails (corrupt image, model error) becomes a row with `error`
 set; the run goes on. On a rerun, rows already predicted are skipped and error
 rows are retried: they are dropped from the output (rewritten atomically) and
@@ -53,6 +54,7 @@ class Request:
     image: str | None
     reference: str
     error: str | None = None
+    reference_html: str | None = None  # a table sample's source HTML (converters/pubtabnet.py)
 
 
 def requests_from(data: Path, image_root: Path | None = None) -> Iterator[Request]:
@@ -66,7 +68,8 @@ def requests_from(data: Path, image_root: Path | None = None) -> Iterator[Reques
         prompt = texts[0].get("text", "")
         reference = texts[1].get("text", "") if len(texts) > 1 else ""
         images = obj.get("image_info") or []
-        req = Request(sid, prompt, None, reference)
+        html = obj.get("reference_html")
+        req = Request(sid, prompt, None, reference, reference_html=html if isinstance(html, str) else None)
         if images:
             try:
                 req.image = str(jsonl_image(images[0].get("image_url", ""), data, image_root))
@@ -303,7 +306,9 @@ def predict_file(model_dir: Path | None, data: Path, out: Path, *, via: str = "n
                     f.write(dumps({"id": req.id, "task": task.name if task else None,
                                    "prompt": req.prompt, "image": req.image,
                                    "reference": req.reference, "prediction": prediction,
-                                   "error": error}) + "\n")
+                                   "error": error}
+                                  | ({"reference_html": req.reference_html} if req.reference_html else {}))
+                            + "\n")
                     counts["errors" if error else "predicted"] += 1
                 f.flush()
     finally:

@@ -1,7 +1,9 @@
-"""Shared fixtures: the real sample data beside the repo, and temp output dirs.
+"""Shared fixtures: the real sample data beside the repo, and every fixture that builds
+a whole subsystem (a tiny model, a trained run, tiny bridge models).
 
-Fixtures that need a whole subsystem (a tiny model, a trained run) live with
-the tests that use them, or in tests/fixtures_*.py modules imported there.
+Those live in tests/fixtures_*.py and are registered here, once: pytest builds a
+session fixture once per place it is defined, so a test module that imported them
+itself would build its own copy (the trained run used to be built three times).
 """
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures_bridge import rec_data, tiny_bridge  # noqa: F401  (fixtures)
+from tests.fixtures_model import digit_lines, icdar_words, tiny_model, trained_run  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("OCRSFT_SHARED", ROOT.parent / "shared"))
@@ -21,3 +26,14 @@ def shared_data() -> Path:
     if not data.is_dir():
         pytest.fail(f"{data} is missing: tests need ../shared beside the repo")
     return data
+
+
+# A test that builds on one of these trains or runs a real model, so it is slow by what it
+# uses; other slow tests carry `@pytest.mark.slow` themselves. `make test-fast` runs the rest.
+HEAVY_FIXTURES = {"tiny_model", "trained_run", "tiny_bridge"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

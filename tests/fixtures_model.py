@@ -1,6 +1,8 @@
-"""Session fixtures that build real things once: a tiny model, a rendered line set, a trained run.
+"""Session fixtures that build real things once: a tiny model, a rendered line set, real
+ICDAR word crops converted, a trained run.
 
-Imported by the tests that need them (`from tests.fixtures_model import *`).
+Registered once in tests/conftest.py, so each is built once per pytest session; test
+modules never import them (an import would register a second, separately built copy).
 """
 from __future__ import annotations
 
@@ -62,4 +64,16 @@ def trained_run(tiny_model, digit_lines, tmp_path_factory) -> Path:
             "launch(yaml.safe_load(open(sys.argv[1])), Path(sys.argv[2]), augment=False)")
     subprocess.run([sys.executable, "-c", code, str(cfg_file), str(out)], check=True,
                    capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def icdar_words(shared_data, tmp_path_factory) -> Path:
+    """ICDAR2015 word crops converted like a user's data: train.jsonl (21) and val.jsonl (8)."""
+    from converters.run import convert
+
+    src, out = shared_data / "paddleocr_rec", tmp_path_factory.mktemp("icdar")
+    for labels, name in (("rec_gt_test.txt", "train"), ("rec_gt_train.txt", "val")):
+        convert("paddleocr-rec", [src / labels], out / f"{name}.jsonl", image_root=src,
+                absolute_paths=True)
     return out

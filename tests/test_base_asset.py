@@ -1,6 +1,8 @@
 """The shipped base checkpoint reads domain A, and `ocrsft pretrain-tiny` runs end to end."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from inference.predict import predict_file
 from ocrsft.pretrain_tiny import ASSET, DIGITS, STYLE
 
 
+@pytest.mark.slow
 def test_shipped_base_reads_unseen_digit_lines(tmp_path):
     check_model_folder(ASSET, for_serving=True)
     assert "Held-out CER" in (ASSET / "PROVENANCE.txt").read_text() or "held-out CER" in \
@@ -25,6 +28,7 @@ def test_shipped_base_reads_unseen_digit_lines(tmp_path):
     assert aggregate(score_rows(tmp_path / "p.jsonl"))["cer"] < 0.5  # a random model scores > 1
 
 
+@pytest.mark.slow
 def test_pretrain_tiny_runs_at_toy_size(tmp_path):
     res = subprocess.run([sys.executable, "-m", "ocrsft", "pretrain-tiny", "--out", str(tmp_path),
                           "--lines", "16", "--steps", "2", "--no-install"],

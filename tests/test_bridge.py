@@ -14,7 +14,7 @@ import pytest
 
 from converters.errors import SampleError, UserError
 from converters.sample import make_sample
-from tests.fixtures_bridge import engine_cfg, in_torch, rec_data, rec_jsonl, tiny_bridge  # noqa: F401
+from tests.fixtures_bridge import engine_cfg, in_torch, rec_jsonl
 
 
 # --- data: masking, image blocks, truncation --------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from converters.errors import UserError
 from erniekit_ext.bridge.tiny import BUILDERS
-from tests.test_bridge import engine_cfg, in_torch, rec_data, tiny_bridge  # noqa: F401
+from tests.fixtures_bridge import engine_cfg, in_torch
 
 NATIVE = [k for k in BUILDERS if k not in ("qwen2-lm", "chinese-clip")]
 
@@ -110,6 +110,7 @@ def _remote_messages(root: str) -> list:
     return said
 
 
+@pytest.mark.slow
 def test_remote_code_families_say_what_is_missing(tmp_path):
     internvl2, ov15 = in_torch(_remote_messages, str(tmp_path))
     assert "remote code only" in internvl2 and "modeling_internvl_chat.py" in internvl2
@@ -155,6 +156,7 @@ def _convert_and_check(root: str) -> dict:
         }
 
 
+@pytest.mark.slow
 def test_internvl2_converter_splits_wqkv_and_maps_mlp1(tmp_path):
     r = in_torch(_convert_and_check, str(tmp_path))
     assert r["family"] == "internvl"

@@ -1,6 +1,8 @@
 """`make setup-torch`: a CPU torch, no torchvision, no CUDA wheels, and paddle still works beside it."""
 from __future__ import annotations
 
+import pytest
+
 import re
 import subprocess
 import sys
@@ -24,6 +26,7 @@ def test_torch_is_the_cpu_build_and_the_pins_hold():
     assert not [n for n in installed if n.startswith("nvidia-") or n == "triton-cuda"]
 
 
+@pytest.mark.slow
 def test_pip_check_reports_only_the_known_pins():
     out = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True).stdout
     problems = [line for line in out.splitlines() if re.match(r"^\S+ [\d.]+ has requirement", line)]
@@ -31,6 +34,7 @@ def test_pip_check_reports_only_the_known_pins():
     assert problems and all(line.startswith(known) for line in problems), problems
 
 
+@pytest.mark.slow
 def test_paddle_and_torch_import_in_either_order():
     for first, second in (("paddle", "torch"), ("torch", "paddle")):
         code = (f"import {first}, {second}; import torch, paddle; "

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from erniekit_ext.monitor import read_scalars
-from tests.fixtures_bridge import in_torch, rec_data, tiny_bridge  # noqa: F401  (fixtures)
+from tests.fixtures_bridge import in_torch
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "bridge"
 CPU = ["bf16=false", "gradient_accumulation_steps=1", "logging_steps=1", "save_steps=0",
@@ -98,6 +98,7 @@ def _internvl2(out: str) -> str:
     return str(internvl2_convert.convert(original, Path(out) / "native"))
 
 
+@pytest.mark.slow
 def test_seed001_internvl2_detection_from_converted_weights(shared_data, tmp_path):
     src = shared_data / "paddleocr_det"
     data = tmp_path / "det.jsonl"

@@ -29,6 +29,7 @@ def test_every_shipped_recipe_resolves():
         assert not {"engine", "recipe_gpus", "scale", "ocr_augmentation", "base"} & set(r.cfg)
 
 
+@pytest.mark.slow
 def test_gpu_recipes_pass_paddleformers_own_parser(tmp_path):
     """After planning, PaddleFormers' PdArgumentParser accepts each GPU recipe as launched."""
     data = tmp_path / "train.jsonl"

@@ -143,6 +143,7 @@ def big_rec_labels(tmp_path: Path, shared_data: Path, n: int) -> Path:
     return lab
 
 
+@pytest.mark.slow
 def test_kill_and_rerun_gives_identical_output(shared_data, tmp_path):
     lab = big_rec_labels(tmp_path, shared_data, 20000)
     cmd = [sys.executable, "-m", "ocrsft", "convert", "paddleocr-rec", str(lab),
@@ -216,3 +217,16 @@ def test_cli_passes_format_options(shared_data, tmp_path):
     assert res.stdout.strip().splitlines()[-1] == "converted 10, rejected 0"
     first = json.loads((tmp_path / "d.jsonl").read_text().splitlines()[0])
     assert first["text_info"][1]["text"].startswith("<ref>###</ref><box>[[")
+
+
+def test_dedup_keeps_samples_whose_digests_share_a_prefix():
+    """Dedup compares whole digests: keys equal in their first 8 bytes are distinct samples."""
+    from converters.run import SeenSet
+
+    seen = SeenSet(capacity=4)
+    a, b = bytes(8) + b"\x01\x00\x00\x00", bytes(8) + b"\x02\x00\x00\x00"
+    assert seen.add(a) and seen.add(b)
+    assert not seen.add(a) and not seen.add(b)
+    many = [i.to_bytes(8, "little") + bytes([i % 7, 1, 2, 3]) for i in range(1000)]
+    assert all(seen.add(k) for k in many)  # grows past its capacity many times
+    assert not any(seen.add(k) for k in many + [a, b]) and seen.n == 1002

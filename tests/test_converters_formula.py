@@ -29,6 +29,7 @@ def test_im2latex_answers_are_the_indexed_formulas(shared_data, tmp_path):
         check_braces(answer)
 
 
+@pytest.mark.slow
 def test_crop_to_ink_shrinks_pages_and_keeps_the_formula(shared_data, tmp_path):
     from PIL import Image, ImageChops
 

@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 
-from tests.fixtures_model import tiny_model  # noqa: F401
 
 
 def test_demo_runs_the_whole_pipeline(tiny_model, tmp_path):

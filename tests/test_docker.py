@@ -5,6 +5,8 @@ documented in the README as untested in CI.
 """
 from __future__ import annotations
 
+import pytest
+
 import re
 import shlex
 import subprocess
@@ -56,6 +58,7 @@ def test_dockerfile_uses_the_project_installer_and_a_pinned_ernie():
     assert "erniekit_ext/install.py" in df and "--exclude paddlepaddle" in df
 
 
+@pytest.mark.slow
 def test_make_train_without_config_is_a_one_line_error():
     res = subprocess.run(["make", "-s", "-C", str(ROOT), "train"], capture_output=True,
                          text=True)

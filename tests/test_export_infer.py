@@ -12,7 +12,6 @@ from erniekit_ext import model_folder
 from erniekit_ext.monitor import read_scalars
 from inference.export import export
 from inference.predict import predict_file
-from tests.fixtures_model import digit_lines, tiny_model, trained_run  # noqa: F401
 
 
 @pytest.fixture(scope="module")

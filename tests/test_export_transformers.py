@@ -13,7 +13,6 @@ import pytest
 
 from inference.export import export
 from inference.parity import ServedPrompt
-from tests.fixtures_model import digit_lines, tiny_model, trained_run  # noqa: F401
 
 GENERATE = """
 import json, sys

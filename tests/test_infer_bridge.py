@@ -14,7 +14,7 @@ import pytest
 
 from converters.errors import UserError
 from inference.predict import predict_file
-from tests.fixtures_bridge import engine_cfg, in_torch, rec_jsonl, tiny_bridge  # noqa: F401
+from tests.fixtures_bridge import engine_cfg, in_torch, rec_jsonl
 
 ROW_KEYS = ["id", "task", "prompt", "image", "reference", "prediction", "error"]
 

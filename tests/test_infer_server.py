@@ -134,6 +134,7 @@ def serve(mock_server, data, shared_data, out):
                         concurrency=4, max_new_tokens=16, image_root=shared_data, progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mock_server", [{"delay": 0.3}], indirect=True)
 def test_every_sample_is_one_request_and_one_row(mock_server, data, shared_data, tmp_path):
     out = tmp_path / "pred.jsonl"
@@ -151,6 +152,7 @@ def test_every_sample_is_one_request_and_one_row(mock_server, data, shared_data,
     assert mock_server.most_in_flight > 1  # --concurrency 4: the OCR samples went out together
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mock_server", [{"fail_width": 65}], indirect=True)
 def test_a_server_error_becomes_that_samples_row(mock_server, data, shared_data, tmp_path):
     out = tmp_path / "pred.jsonl"
@@ -161,6 +163,7 @@ def test_a_server_error_becomes_that_samples_row(mock_server, data, shared_data,
     assert [r["prediction"] for r in got[2:4]] == [answer(s) for s in sizes(shared_data)[2:]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mock_server", [{"die_after": 2}], indirect=True)
 def test_a_server_lost_mid_run_stops_it_and_a_rerun_resumes(mock_server, data, shared_data,
                                                              tmp_path):

@@ -31,6 +31,7 @@ def blank_cells_emptied(doc: str) -> str:
     return lhtml.tostring(root, encoding="unicode")
 
 
+@pytest.mark.slow
 def test_pubtabnet_round_trip_scores_teds_1(shared_data):
     tables = list(pubtabnet_tables(shared_data))
     assert len(tables) == 15

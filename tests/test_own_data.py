@@ -16,7 +16,6 @@ import pytest
 from converters.errors import UserError
 from converters.run import convert
 from converters.validate import validate
-from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,6 @@ import pytest
 
 from converters.errors import UserError
 from erniekit_ext.bridge import paddle_cross, runtime
-from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
 
 TOL = 1e-4
 IMAGES = ("paddleocr_rec/test/word_1.png", "paddleocr_det/ch4_test_images/img_1.jpg")

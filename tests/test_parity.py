@@ -9,7 +9,6 @@ import pytest
 
 from inference.export import export
 from ocrsft.cli import main
-from tests.fixtures_model import digit_lines, tiny_model, trained_run  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 from converters.errors import UserError
 from erniekit_ext.plan import (TokenCounter, count_samples, pack_estimate, plan_for,
                                profile_dataset, split_for_gpus)
-from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
-from tests.test_train_cli import icdar_words  # noqa: F401  (fixture: real ICDAR word crops)
 
 FULL_16K = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl" / "full_16k.yaml"
 
@@ -44,6 +42,7 @@ def test_seed_002_worked_example(tmp_path):
     assert "warmup_ratio" not in cfg
 
 
+@pytest.mark.slow
 def test_cli_plans_the_shipped_recipe_and_writes_the_run_folder(tmp_path):
     data = fake_dataset(tmp_path, 29605)
     out = subprocess.run([sys.executable, "-m", "ocrsft", "plan", str(FULL_16K), "--dataset",

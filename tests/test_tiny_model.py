@@ -7,7 +7,6 @@ import pytest
 
 from converters.errors import UserError
 from erniekit_ext import model_folder
-from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
 
 
 def test_folder_has_every_file_paddlex_needs(tiny_model):

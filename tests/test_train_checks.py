@@ -9,9 +9,7 @@ from converters.errors import UserError
 from erniekit_ext.engines import erniekit
 from erniekit_ext.plan import resolve_and_plan
 from erniekit_ext.train import check_data, detected_gpus, output_dir
-from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
 from tests.test_plan import fake_dataset
-from tests.test_train_cli import icdar_words  # noqa: F401  (fixture)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl"
 

@@ -18,21 +18,8 @@ import pytest
 import yaml
 
 from erniekit_ext.monitor import read_scalars
-from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl" / "cpu_tiny.yaml"
-
-
-@pytest.fixture(scope="session")
-def icdar_words(shared_data, tmp_path_factory) -> Path:
-    """ICDAR2015 word crops converted like a user's data: train.jsonl (21) and val.jsonl (8)."""
-    from converters.run import convert
-
-    src, out = shared_data / "paddleocr_rec", tmp_path_factory.mktemp("icdar")
-    for labels, name in (("rec_gt_test.txt", "train"), ("rec_gt_train.txt", "val")):
-        convert("paddleocr-rec", [src / labels], out / f"{name}.jsonl", image_root=src,
-                absolute_paths=True)
-    return out
 
 
 def train(model, words, out, *overrides, flags=(), wait=True):
@@ -113,13 +100,29 @@ def test_lora_trains_merges_and_matches_the_adapter(tiny_model, icdar_words, tmp
     from erniekit_ext.merge import logit_gap, merge_lora
 
     out = tmp_path / "lora"
-    train(tiny_model, icdar_words, out, "fine_tuning=LoRA", "lora_rank=8", "learning_rate=1e-2",
-          "max_steps=12", "eval_steps=12", "save_strategy=no", "freeze_config=freeze_vision")
+    # The second eval sample asks for a formula (its word, "154"-like labels, is valid LaTeX), so the
+    # decoded eval scores it by the formula family's own metric, picked from its prompt.
+    words = tmp_path / "words"
+    words.mkdir()
+    (words / "train.jsonl").write_text((icdar_words / "train.jsonl").read_text())
+    val = [json.loads(x) for x in (icdar_words / "val.jsonl").read_text().splitlines()]
+    val[1]["text_info"][0]["text"] = "Formula Recognition:"
+    (words / "val.jsonl").write_text("".join(json.dumps(v) + "\n" for v in val))
+    stdout = train(tiny_model, words, out, "fine_tuning=LoRA", "lora_rank=8", "learning_rate=1e-2",
+                   "max_steps=12", "eval_steps=12", "save_strategy=no", "freeze_config=freeze_vision")
+    assert "train: eval/formula_token_ned" in stdout and "train: eval/cer" in stdout
     loss = losses(out)
     assert len(loss) == 12 and falls(loss), loss
-    # LoRA evaluation runs (compat 7), eval loss and decoded CER alike
-    for tag in ("eval/loss", "eval/cer"):
+    # LoRA evaluation runs (compat 7), eval loss and each family's decoded score alike
+    for tag in ("eval/loss", "eval/cer", "eval/formula_token_ned"):
         assert [s for s, _ in read_scalars(out / "tensorboard", tag)] == [12], tag
+    decoded = [json.loads(x) for x in (out / "eval_generation.jsonl").read_text().splitlines()]
+    assert [r["family"] for r in decoded] == ["ocr", "formula", "ocr", "ocr"]
+    assert "token_ned" in decoded[1] and "cer" not in decoded[1]
+    cer = read_scalars(out / "tensorboard", "eval/cer")[0][1]
+    assert cer == pytest.approx(sum(decoded[i]["cer"] for i in (0, 2, 3)) / 3, abs=1e-6)  # OCR rows only
+    ned = read_scalars(out / "tensorboard", "eval/formula_token_ned")[0][1]
+    assert ned == pytest.approx(decoded[1]["token_ned"], abs=1e-6)
     targets = json.loads((out / "lora_config.json").read_text())["target_modules"]
     assert targets and not any("visual" in t for t in targets)  # freeze_vision: no adapters there
     assert any("mlp_AR" in t for t in targets)

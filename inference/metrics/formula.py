@@ -17,6 +17,10 @@ whitespace between tokens never matters, while `\alpha x` and `\alphax` stay apa
 - `bleu` (aggregate): sacrebleu's corpus BLEU on the space-joined tokens
   (`tokenize="none"`), on its 0-100 scale as im2latex papers report it; corpus
   BLEU needs 4-grams, so a corpus of formulas under 4 tokens scores 0.
+- with `--normalize omnidocbench`, also `edit_dist`: OmniDocBench's per-formula
+  character edit distance over the longer length, on its normalised LaTeX
+  (inference/metrics/omnidocbench.py), and `edit_dist_total` (aggregate): total
+  edits / total longer lengths, the figure OmniDocBench reports for a whole set.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from rapidfuzz.distance import Levenshtein
 from sacrebleu.metrics import BLEU
 
 from converters.latex import _WRAPPERS  # the delimiters the converters write and unwrap
+from inference.metrics.omnidocbench import formula as normalized_formula
 
 MAIN, LOWER_IS_BETTER = "token_ned", True
 
@@ -44,12 +49,17 @@ def tokens(latex: str) -> list[str]:
     return _TOKEN.findall(unwrap(latex))
 
 
-def score(pred: str, ref: str) -> dict:
+def score(pred: str, ref: str, omnidocbench: bool = False) -> dict:
     p, r = tokens(pred), tokens(ref)
     edits = Levenshtein.distance(p, r)
-    return {"exact": float(p == r), "token_ned": edits / max(len(p), len(r)) if p or r else 0.0,
-            "token_edits": edits, "ref_tokens": len(r),
-            "pred_norm": " ".join(p), "ref_norm": " ".join(r)}
+    out = {"exact": float(p == r), "token_ned": edits / max(len(p), len(r)) if p or r else 0.0,
+           "token_edits": edits, "ref_tokens": len(r),
+           "pred_norm": " ".join(p), "ref_norm": " ".join(r)}
+    if omnidocbench:  # OmniDocBench's Edit_dist: characters of its normalised formulas
+        po, ro = normalized_formula(pred), normalized_formula(ref)
+        out |= {"edit_dist": Levenshtein.normalized_distance(po, ro),
+                "edit_num": Levenshtein.distance(po, ro), "upper_len": max(len(po), len(ro))}
+    return out
 
 
 def aggregate(rows: list[dict]) -> dict:
@@ -60,4 +70,12 @@ def aggregate(rows: list[dict]) -> dict:
     return {"exact_match": sum(r["exact"] for r in rows) / n,
             "token_ned": sum(r["token_ned"] for r in rows) / n,
             "token_error_rate": sum(r["token_edits"] for r in rows) / ref_tokens if ref_tokens else 0.0,
-            "bleu": bleu.score}
+            "bleu": bleu.score} | _omnidocbench_aggregate(rows)
+
+
+def _omnidocbench_aggregate(rows: list[dict]) -> dict:
+    if not all("edit_dist" in r for r in rows):
+        return {}
+    upper = sum(r["upper_len"] for r in rows)
+    return {"edit_dist": sum(r["edit_dist"] for r in rows) / len(rows),
+            "edit_dist_total": sum(r["edit_num"] for r in rows) / upper if upper else 0.0}

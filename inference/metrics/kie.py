@@ -22,6 +22,11 @@ Values that are not strings are compared as their compact JSON.
 - field precision/recall/F1: a predicted field is right when the reference has the
   key and the same value (whitespace runs collapsed); aggregated over all fields of
   all samples (micro), so a receipt with more fields weighs more.
+
+Normalisation (`norm`, `ocrsft eval --kie-norm`): `casefold` (the default, ocrsft's
+own) as above; `docvqa`: ANLS on lowercased values and nothing more, DocVQA's
+convention as pix2struct's `anls_metric` scores it, and fields equal when
+their lowercased values are.
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ import json
 from inference.metrics.ocr import anls
 
 MAIN, LOWER_IS_BETTER = "anls", False
+NORMS = ("casefold", "docvqa")   # `ocrsft eval --kie-norm`
+DEFAULT_NORM = "casefold"
 
 
 def complete_prefix(text: str) -> dict | None:
@@ -97,18 +104,23 @@ def parse(answer: str) -> dict[str, str] | None:
     return _as_fields(obj)
 
 
-def _same(a: str, b: str) -> bool:
+def _same(a: str, b: str, norm: str = DEFAULT_NORM) -> bool:
+    if norm == "docvqa":
+        return a.lower() == b.lower()
     return " ".join(a.split()) == " ".join(b.split())
 
 
-def score(pred: str, ref: str) -> dict:
+def score(pred: str, ref: str, norm: str = DEFAULT_NORM) -> dict:
+    if norm not in NORMS:
+        raise ValueError(f"KIE normalisation must be one of {', '.join(NORMS)}, not {norm!r}")
+    docvqa = norm == "docvqa"
     r = parse(ref) or {}
     p, truncated = parse_truncated(pred)
     fields = p or {}
-    tp = sum(1 for k, v in fields.items() if k in r and _same(v, r[k]))
+    tp = sum(1 for k, v in fields.items() if k in r and _same(v, r[k], norm))
     return {"parsed": float(p is not None), "truncated": float(truncated),
             "exact": float(p is not None and not truncated and p == r),
-            "anls": sum(anls(fields.get(k, ""), v) for k, v in r.items()) / len(r) if r else float(not fields),
+            "anls": sum(anls(fields.get(k, ""), v, lower_only=docvqa) for k, v in r.items()) / len(r) if r else float(not fields),
             "field_tp": tp, "pred_fields": len(fields), "ref_fields": len(r)}
 
 

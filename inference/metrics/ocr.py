@@ -13,8 +13,8 @@
   is better) and `acc` = exact-match rate; `aggregate` reports both under those names.
 - `corpus_cer(pairs)`: total edits / total reference characters (long lines weigh more).
 - `anls(pred, ref)`: DocVQA's ANLS for one string pair, 1 - NED when NED < 0.5, else 0;
-  both sides casefolded and whitespace-collapsed (`anls("Total 9.0", "TOTAL 9.00")` -> 0.9).
-  KIE fields and chart headers use it.
+  both sides casefolded and whitespace-collapsed (`anls("Total 9.0", "TOTAL 9.00")` -> 0.9);
+  `lower_only=True` lowercases and nothing more, as DocVQA's ANLS (pix2struct). KIE fields use it.
 
 Normalisation (`Norm`, applied to both sides before any metric; all off by default):
 - `spaces="collapse"`: runs of whitespace become one space, ends stripped;
@@ -77,8 +77,12 @@ def ned(pred: str, ref: str) -> float:
     return Levenshtein.normalized_distance(pred, ref)
 
 
-def anls(pred: str, ref: str, threshold: float = 0.5) -> float:
-    p, r = (_SPACE_RUNS.sub(" ", s).strip().casefold() for s in (pred, ref))
+def anls(pred: str, ref: str, threshold: float = 0.5, lower_only: bool = False) -> float:
+    """`lower_only`: DocVQA's convention (pix2struct's ANLS on lowercased text), no other folding."""
+    if lower_only:
+        p, r = pred.lower(), ref.lower()
+    else:
+        p, r = (_SPACE_RUNS.sub(" ", s).strip().casefold() for s in (pred, ref))
     d = Levenshtein.normalized_distance(p, r)
     return 1.0 - d if d < threshold else 0.0
 

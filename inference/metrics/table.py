@@ -6,8 +6,7 @@
 
 The official definition (ibm-aur-nlp/PubTabNet src/metric.py), restated:
 - both strings are parsed with lxml's HTML parser; unless both hold
-  `html/body/table`, the score is 0 (a bare `<table>` string scores 0; the OTSL
-  path wraps its tables);
+  `html/body/table`, the score is 0 (a bare `<table>` string scores 0);
 - the tree is every element under the table; a `td` is a leaf labelled by its
   colspan and rowspan and carries its content as a token list: its text split
   into characters, and each inline element as `<tag>`, its characters, `</tag>`,
@@ -16,14 +15,23 @@ The official definition (ibm-aur-nlp/PubTabNet src/metric.py), restated:
   distance over the longer length (for two `td`s), else 0; insert/delete cost 1;
 - TEDS = 1 - APTED distance / (elements under the larger table).
 
-`score(pred, ref)` is what `ocrsft eval` calls: TEDS and TEDS-S of one answer
-pair (TEDS the main score). Two HTML answers are compared as the official code
-compares them (a bare `<table>` is first put in `<html><body>`); otherwise both
-go through OTSL (an HTML side by `html_to_otsl`, unreadable HTML scoring as an
-empty table), so a model that answers OTSL is not charged for the `<thead>` it
-cannot write.
+`score(pred, ref, ref_html)` is what `ocrsft eval` calls. It gives two pairs of scores:
+- `teds`, `teds_s` (the main score, official TEDS): against the source HTML of the
+  table, which the PubTabNet converter keeps beside its OTSL answer (the sample's
+  `reference_html`, carried by `ocrsft infer` into its rows), or against the
+  reference itself when that is HTML. An OTSL prediction is rendered to HTML by
+  converters/otsl.py, so it pays for the `<thead>`, `<tbody>` and `<b>` OTSL cannot
+  write, as the official code would charge any model. An HTML prediction is used
+  as written; a bare `<table>` one (no `<html><body>`) is wrapped in them, since
+  the official code scores it 0; `--strict-official` (`strict=True`) keeps the
+  official 0.
+- `teds_otsl`, `teds_s_otsl`: both sides through OTSL (an HTML side by `html_to_otsl`,
+  unreadable HTML scoring as an empty table), then TEDS: what a model answering
+  OTSL gets right, blind to markup OTSL drops. Not PubTabNet's number; the only one
+  when a row has no HTML reference, and then the family's main score
+  (`FALLBACK_MAIN`, see `main_key`).
 
-    score("<fcel>12<fcel>3<nl>", "<fcel>12<fcel>4<nl>")  -> {"teds": 0.6667, "teds_s": 1.0}
+    score("<fcel>12<fcel>3<nl>", "<fcel>12<fcel>4<nl>")  -> {"teds_otsl": 0.6667, "teds_s_otsl": 1.0}
 
 Faster than the official code, with identical scores (bench/eval.py): identical
 trees skip APTED (their distance is 0), `td`-to-`td` content distances are
@@ -39,8 +47,10 @@ from lxml import etree, html
 from rapidfuzz.distance import Levenshtein
 
 from converters.otsl import html_to_otsl, otsl_to_html
+from inference.metrics.omnidocbench import table as normalized_table
 
 MAIN, LOWER_IS_BETTER = "teds", False
+FALLBACK_MAIN = "teds_otsl"  # the main score of rows without an HTML reference
 
 _PARSER = html.HTMLParser(remove_comments=True, encoding="utf-8")
 
@@ -177,18 +187,45 @@ def _as_otsl(answer: str) -> str:
         return ""
 
 
-def _as_document(html_answer: str) -> str:
-    return html_answer if "<body" in html_answer.lower() else f"<html><body>{html_answer}</body></html>"
+def _as_document(answer: str, strict: bool) -> str:
+    """The HTML document TEDS parses: an HTML answer as written (wrapped in `<html><body>` unless
+    `strict`), an OTSL answer rendered through converters/otsl.py."""
+    if not _is_html(answer):
+        return otsl_document(answer)
+    if strict or "<body" in answer.lower():
+        return answer
+    return f"<html><body>{answer}</body></html>"
 
 
-def score(pred: str, ref: str) -> dict:
-    if _is_html(pred) and _is_html(ref):
-        p, r = _as_document(pred), _as_document(ref)
-    else:
-        p, r = otsl_document(_as_otsl(pred)), otsl_document(_as_otsl(ref))
-    return {"teds": teds(p, r), "teds_s": teds(p, r, structure_only=True)}
+def score(pred: str, ref: str, ref_html: str | None = None, *, strict: bool = False,
+          omnidocbench: bool = False) -> dict:
+    """`teds`/`teds_s`: official TEDS against the HTML reference (`ref_html`, else `ref` when it is
+    HTML), only when there is one; `teds_otsl`/`teds_s_otsl`: both sides through OTSL, always.
+    `omnidocbench`: `teds`/`teds_s` on both sides' HTML (OTSL rendered) after OmniDocBench's table
+    normalisation (inference/metrics/omnidocbench.py), as it scores tables."""
+    po, ro = otsl_document(_as_otsl(pred)), otsl_document(_as_otsl(ref))
+    out = {"teds_otsl": teds(po, ro), "teds_s_otsl": teds(po, ro, structure_only=True)}
+    html_ref = ref_html or (ref if _is_html(ref) else None)
+    if omnidocbench:
+        p, r = (normalized_table(x if _is_html(x) else otsl_to_html(x)) for x in (pred, html_ref or ref))
+        return {"teds": teds(p, r), "teds_s": teds(p, r, structure_only=True), **out}
+    if html_ref:
+        p, r = _as_document(pred, strict), _as_document(html_ref, strict)
+        out = {"teds": teds(p, r), "teds_s": teds(p, r, structure_only=True), **out}
+    return out
+
+
+def main_key(rows: list[dict]) -> str:
+    """`teds` when every row has an HTML reference, else the OTSL score every row has."""
+    return MAIN if all(MAIN in r for r in rows) else FALLBACK_MAIN
 
 
 def aggregate(rows: list[dict]) -> dict:
     n = len(rows)
-    return {"teds": sum(r["teds"] for r in rows) / n, "teds_s": sum(r["teds_s"] for r in rows) / n}
+    out = {}
+    html = [r for r in rows if "teds" in r]
+    if html:
+        out = {"teds": sum(r["teds"] for r in html) / len(html),
+               "teds_s": sum(r["teds_s"] for r in html) / len(html), "html_references": len(html)}
+    return out | {"teds_otsl": sum(r["teds_otsl"] for r in rows) / n,
+                  "teds_s_otsl": sum(r["teds_s_otsl"] for r in rows) / n}
