@@ -387,12 +387,16 @@ def test_receipts_end_to_end_from_raw_labels_to_compare(clone):
 # --- quiet by default --------------------------------------------------------------------------
 
 def test_third_party_noise_is_hidden_unless_verbose(tmp_path):
-    quiet = ocrsft("tiny-model", tmp_path / "a")  # imports paddle and paddleformers
+    from ocrsft.quiet import ENV
+
+    # as a user's shell has it (an in-process `ocrsft` call in this session may have set these)
+    env = {k: v for k, v in os.environ.items() if k not in ENV and k != "OCRSFT_VERBOSE"}
+    quiet = ocrsft("tiny-model", tmp_path / "a", env=env)  # imports paddle and paddleformers
     assert quiet.returncode == 0, quiet.stderr
     said = quiet.stdout + quiet.stderr
     assert "PyTorch was not found" not in said and "Warning" not in said and "DEBUG" not in said
     assert "tiny-model: wrote" in quiet.stdout
-    loud = ocrsft("--verbose", "tiny-model", tmp_path / "b")
+    loud = ocrsft("--verbose", "tiny-model", tmp_path / "b", env=env)
     assert loud.returncode == 0 and "PyTorch was not found" in loud.stdout + loud.stderr
 
 
