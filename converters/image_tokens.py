@@ -48,3 +48,16 @@ def image_tokens(width: int, height: int, min_pixels: int = MIN_PIXELS,
 def text_tokens(text: str) -> int:
     """A cheap upper-side estimate: about one token per 3 bytes of UTF-8, at least 1."""
     return max(1, math.ceil(len(text.encode("utf-8")) / 3))
+
+
+def sample_tokens(texts: list[str], sizes: list[tuple[int, int]], text=text_tokens,
+                  min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS) -> int:
+    """A sample's sequence length as PaddleFormers' paddleocr_vl template builds it:
+    <|begin_of_sentence|>, then per turn "User: {q}\\nAssistant: {a}" + EOS, plus each
+    image's tokens. The one estimate behind the converter's stats, `ocrsft plan` and
+    `ocrsft train`'s check; they differ only in `text` (the model's sentencepiece when
+    they know the model, else bytes/3) and the pixel limits (the model's processor, else
+    PaddleOCR-VL-0.9B's)."""
+    turn = text("User: ") + text("\nAssistant: ") + 1
+    return (1 + sum(text(t) for t in texts) + turn * ((len(texts) + 1) // 2)
+            + sum(image_tokens(w, h, min_pixels, max_pixels) for w, h in sizes))

@@ -68,10 +68,19 @@ class AtomicWriter:
     def __exit__(self, exc_type, exc, tb):
         self._f.close()
         if exc_type is None:
+            # mkstemp creates 0600; the target gets what a plain open() would give it
+            os.chmod(self._tmp, 0o666 & ~current_umask())
             os.replace(self._tmp, self.path)
         else:
             os.unlink(self._tmp)
         return False
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _alive(pid: int) -> bool:

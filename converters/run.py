@@ -106,8 +106,10 @@ class Stats:
         return {"answer_chars": hist(self.answer_chars), "image_max_side_px": hist(self.image_sides),
                 "tokens_per_sample": {"mean": round(self.token_sum / n, 2) if n else 0,
                                       "max": self.token_max, "histogram": hist(self.tokens)},
-                "token_estimate_note": "text ~ bytes/3; images at PaddleOCR-VL's default "
-                                       "min/max pixels (converters/image_tokens.py)"}
+                "token_estimate_note": "converters/image_tokens.sample_tokens for PaddleOCR-VL-0.9B: "
+                                       "text ~ bytes/3, images at its default min/max pixels; "
+                                       "`ocrsft plan`/`train` recount with your model's own "
+                                       "tokenizer and processor"}
 
 
 class SeenSet:
@@ -199,8 +201,7 @@ def in_val(key: bytes, val_ratio: float) -> bool:
 
 
 def sample_tokens(sample: dict, sizes: list[tuple[int, int]]) -> int:
-    return (sum(image_tokens.text_tokens(t["text"]) for t in sample["text_info"])
-            + sum(image_tokens.image_tokens(w, h) for w, h in sizes))
+    return image_tokens.sample_tokens([t["text"] for t in sample["text_info"]], sizes)
 
 
 def emit(sample: dict, style: str) -> dict:
@@ -421,4 +422,9 @@ def main(args) -> int:
     if c.val:
         print(f"validation split: {c.val}")
     print(f"converted {c.written + c.val}, rejected {c.rejected}")
+    if c.read and not (c.written + c.val):
+        print(f"ocrsft convert: error: every one of the {c.read} records was rejected "
+              f"(see {args.rejects or Path(args.out).with_name(Path(args.out).stem + '.rejects.jsonl')}"
+              f"{'; check --image-root' if args.image_root else ''})", file=sys.stderr)
+        return 1
     return 0

@@ -37,15 +37,20 @@ def is_url(s: str) -> bool:
     return s.startswith(("http://", "https://", "ftp://", "data:"))
 
 
-def resolve_image(ref: str, image_root: Path, allow_urls: bool = False,
+def resolve_image(ref: str, image_root: Path | None, allow_urls: bool = False,
                   base: Path | None = None) -> Path | str:
-    """Resolve a dataset's image reference, refusing anything outside image_root.
+    """The one image-path rule of the project (convert, validate, plan, train, infer,
+    parity, eval and the bridge all resolve through here):
 
-    Relative references resolve against `base` (the JSONL's folder when reading
-    ERNIEKit files, the label file's root when converting), default image_root.
+    - a relative reference resolves against `base`: the JSONL's folder when reading
+      an ERNIEKit file, the label file's root when converting (default image_root);
+    - `image_root`, when given, confines: a path outside it is a `path_escape` reject;
+    - with no image_root, absolute paths and `..` pass as written (a file `ocrsft
+      convert` wrote lies wherever its images are).
 
-    Datasets are untrusted: `../../etc/passwd` or an absolute path elsewhere is
-    a reject, and URLs are only passed through when the user opted in.
+    Datasets are untrusted: converters always pass a root (`--image-root`, default
+    the labels' folder), so `../../etc/passwd` in a label file is a reject there.
+    URLs are only passed through when the user opted in.
     """
     if not isinstance(ref, str) or not ref.strip():
         raise SampleError("bad_image: empty image path")
@@ -53,20 +58,29 @@ def resolve_image(ref: str, image_root: Path, allow_urls: bool = False,
         if allow_urls:
             return ref
         raise SampleError(f"url_not_allowed: {ref[:80]} (pass --allow-urls to keep URLs)")
-    return Path(real_image_path(ref, str(image_root), str(base or image_root)))
+    root = str(image_root) if image_root is not None else None
+    if base is None and root is None:
+        raise ValueError("resolve_image needs a base folder or an image root")
+    return Path(real_image_path(ref, root, str(base if base is not None else image_root)))
 
 
-def real_image_path(ref: str, image_root: str, base: str,
+def jsonl_image(ref: str, jsonl: Path, image_root: Path | None = None,
+                allow_urls: bool = False) -> Path | str:
+    """An image reference read from the ERNIEKit file `jsonl`, by the rule above."""
+    return resolve_image(ref, Path(image_root) if image_root else None, allow_urls,
+                         base=Path(jsonl).parent)
+
+
+def real_image_path(ref: str, image_root: str | None, base: str,
                     st: list | None = None) -> str:
     """The string core of resolve_image for a local ref (the converter's hot path).
 
     Folders are resolved through a cache and the file itself costs one lstat,
     which also tells whether it is a symlink; pass a list as `st` to receive
-    that stat result (None when the file is missing).
+    that stat result (None when the file is missing). `image_root` None: no confinement.
     """
     if "\0" in ref:
         raise SampleError("bad_image: NUL byte in image path")
-    root = real_dir(image_root)
     head, name = os.path.split(os.path.normpath(os.path.join(real_dir(base), ref)))
     full = os.path.join(real_dir(head), name)
     try:
@@ -76,8 +90,11 @@ def real_image_path(ref: str, image_root: str, base: str,
     if info is not None and stat.S_ISLNK(info.st_mode):
         full = os.path.realpath(full)
         info = os.stat(full) if os.path.exists(full) else None
-    if full != root and not full.startswith(root.rstrip(os.sep) + os.sep):
-        raise SampleError(f"path_escape: {ref} is outside the image root {root}")
+    if image_root is not None:
+        root = real_dir(image_root)
+        if full != root and not full.startswith(root.rstrip(os.sep) + os.sep):
+            raise SampleError(f"path_escape: {ref} is outside the image root {root} "
+                              f"(--image-root)")
     if st is not None:
         st.append(info)
     return full
@@ -137,14 +154,14 @@ def check_shape(obj: dict) -> None:
                               f"is not in [0, {len(text_info)})")
 
 
-def resolve_images(obj: dict, image_root: Path, allow_urls: bool = False,
+def resolve_images(obj: dict, image_root: Path | None, allow_urls: bool = False,
                    base: Path | None = None) -> list[Path | str]:
     """Every image reference of a shape-checked sample, resolved (URLs stay strings)."""
     return [resolve_image(im["image_url"], image_root, allow_urls, base)
             for im in obj.get("image_info", [])]
 
 
-def check_sample(obj: dict, image_root: Path, allow_urls: bool = False,
+def check_sample(obj: dict, image_root: Path | None, allow_urls: bool = False,
                  check_images: bool = True, base: Path | None = None) -> list[tuple[int, int]]:
     """Validate shape and images; return the (w, h) of each local image."""
     check_shape(obj)

@@ -107,6 +107,31 @@ def _patch_lora_collate() -> None:
     collate.mm_collate_fn = workflow.mm_collate_fn = mm_collate_fn
 
 
+def _patch_cpu_synchronize() -> None:
+    """The trainer calls paddle.device.synchronize() after each accumulation window
+    (gradient_accumulation_steps > 1), which raises `TypeError: device should be gpu,
+    xpu` on a CPU place. CPU kernels finish before they return: nothing to wait for."""
+    import paddle
+
+    original = paddle.device.synchronize
+    if getattr(original, "_ocrsft_patched", False):
+        return
+    _expect("device should be gpu" in inspect.getsource(original),
+            "paddle.device.synchronize no longer refuses a CPU place (fixed upstream?)")
+
+    def synchronize(device=None):
+        if device is None:
+            place = paddle.framework._current_expected_place_()
+        else:
+            place = paddle.device._convert_to_place(device) if isinstance(device, str) else device
+        if isinstance(place, paddle.CPUPlace):
+            return None
+        return original(device)
+
+    synchronize._ocrsft_patched = True
+    paddle.device.synchronize = synchronize
+
+
 def _define_gpt_model_for_eval() -> None:
     """Trainer.evaluation_loop tests `isinstance(self.model.model, GPTModel)` for LoRA
     models, but imports GPTModel only when paddlefleet is installed; without it every
@@ -171,6 +196,7 @@ def apply() -> None:
     _patch_lora_collate()
     _define_gpt_model_for_eval()
     _patch_template_augmentation()
+    _patch_cpu_synchronize()
     _applied = True
 
 
@@ -188,6 +214,7 @@ def cpu_launch_settings() -> dict:
         "compute_type": "float32",
         "bf16": False,
         "fp16": False,
+        "fp16_opt_level": "O1",         # O2 demands bf16/fp16 ("Please specific dtype")
         "_attn_implementation": "eager",
         "use_attn_mask_startend_row_indices": False,
         "sharding": "",

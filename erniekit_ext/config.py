@@ -43,6 +43,8 @@ OCRSFT_KEYS = {
                                   "forever on a dataset whose every sample fails)"),
     "model_version": ("auto", "PaddleOCR-VL version of model_name_or_path: auto (read from the "
                               "folder, erniekit_ext/model_folder.py), 1, 1.5 or 1.6"),
+    "allow_long_samples": (False, "train even when most samples exceed max_seq_len (they are "
+                                  "dropped); never when none fits"),
 }
 
 # Keys users bring from ERNIEKit recipes (seed 002) that PaddleFormers spells differently.
@@ -199,6 +201,8 @@ def check_ours(r: Recipe) -> None:
     t = o["erniekit_timeout_s"]
     if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
         raise r.fail("erniekit_timeout_s", f"must be a number of seconds > 0, got {t!r}")
+    if not isinstance(o["allow_long_samples"], bool):
+        raise r.fail("allow_long_samples", f"must be true or false, got {o['allow_long_samples']!r}")
     if not isinstance(o["ocr_augmentation"], bool):
         raise r.fail("ocr_augmentation", f"must be true or false, got {o['ocr_augmentation']!r}")
 

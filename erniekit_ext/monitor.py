@@ -39,6 +39,39 @@ def read_scalars(logdir: str | Path, tag: str) -> list[tuple[int, float]]:
     return sorted(points.items())
 
 
+def purge_after(logdir: str | Path, step: int) -> int:
+    """Drop every event past `step` from the event files under logdir; returns how many.
+
+    A run resumed from checkpoint-`step` logs steps step+1... again; TensorBoard
+    would show both copies (its newer data loader does not purge orphaned steps), so
+    `ocrsft train --resume` removes the orphans before the trainer starts. Each file
+    is rewritten atomically under its own name (their order stays the same)."""
+    import os
+
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    dropped = 0
+    for events in Path(logdir).rglob("events.out.tfevents.*"):
+        kept, gone = [], 0
+        for raw in RawEventFileLoader(str(events)).Load():
+            event = event_pb2.Event.FromString(raw)
+            if event.step > step and event.HasField("summary"):
+                gone += 1
+            else:
+                kept.append(raw)
+        if gone:
+            tmp = events.with_name(events.name + ".purge")
+            with open(tmp, "wb") as f:
+                writer = RecordWriter(f)
+                for raw in kept:
+                    writer.write(raw)
+            os.replace(tmp, events)
+            dropped += gone
+    return dropped
+
+
 def plot_loss(logdir: str | Path, png: str | Path, tag: str = "train/loss",
               title: str = "training loss") -> Path | None:
     """Write the loss curve (with eval loss when logged); None when the run logged no loss."""

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import yaml
 
-from converters.errors import UserError
+from converters.errors import SampleError, UserError
 from converters.jsonl import AtomicWriter, iter_lines, write_json
+from converters.sample import jsonl_image
 
 PACKING_INTERVAL = 1000   # PaddleFormers packs this many samples at a time
 PROFILE_LIMIT = 20000     # samples read to estimate lengths; enough for a stable mean
@@ -130,10 +131,14 @@ class TokenCounter:
             self.text = lambda s: len(sp.encode(s)) if s else 0
         else:
             self.text = image_tokens.text_tokens
-        self.turn = self.text("User: ") + self.text("\nAssistant: ") + 1  # + EOS
 
     def image(self, width: int, height: int) -> int:
         return self._image_tokens(width, height, self.min_pixels, self.max_pixels)
+
+    def sample(self, texts: list[str], sizes: list[tuple[int, int]]) -> int:
+        from converters.image_tokens import sample_tokens
+
+        return sample_tokens(texts, sizes, self.text, self.min_pixels, self.max_pixels)
 
 
 @dataclass
@@ -168,16 +173,19 @@ def profile_dataset(path: Path, counter: TokenCounter, max_seq_len: int,
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise UserError(f"{path}:{line_no}", "not an ERNIEKit sample (run `ocrsft validate`)") \
                 from None
-        tokens = 1 + sum(counter.text(t) for t in texts) + counter.turn * ((len(texts) + 1) // 2)
+        sizes = []
         for ref in images:
-            ref = Path(ref) if Path(ref).is_absolute() else path.parent / ref
             try:
+                ref = jsonl_image(ref, path)
                 with Image.open(ref) as img:
+                    sizes.append(img.size)
                     cost = counter.image(*img.size)
+            except SampleError as e:
+                raise UserError(f"{path}:{line_no}", e.reason) from None
             except (OSError, ValueError) as e:
                 raise UserError(f"{path}:{line_no}", f"image {ref} cannot be used ({e})") from None
-            tokens += cost
             prof.image_tokens += cost
+        tokens = counter.sample(texts, sizes)
         prof.n += 1
         prof.longest = max(prof.longest, tokens)
         prof.over_limit += tokens > max_seq_len
@@ -185,6 +193,25 @@ def profile_dataset(path: Path, counter: TokenCounter, max_seq_len: int,
     if prof.n == 0:
         raise UserError(str(path), "holds no samples")
     return prof
+
+
+def length_problem(prof: Profile, path: Path, max_seq_len: int,
+                   allow_long: bool = False) -> tuple[str | None, bool]:
+    """(one line about samples too long for max_seq_len or None, whether training must stop).
+
+    PaddleFormers drops a sample longer than max_seq_len (truncation_strategy delete) and
+    loops forever, 0 steps, when none is left; so none fitting always stops, and most
+    not fitting stops unless `allow_long_samples: true`. `plan` prints the same line."""
+    if not prof.over_limit:
+        return None, False
+    head = f"the first {prof.n}" if prof.capped else f"{prof.n}"
+    text = (f"{prof.over_limit} of {head} samples in {path.name} are longer than max_seq_len "
+            f"{max_seq_len} (longest {prof.longest} tokens); max_seq_len {prof.longest} fits them all")
+    if prof.over_limit == prof.n:
+        return text, True
+    if prof.over_limit * 2 > prof.n and not allow_long:
+        return text + " (or set allow_long_samples: true to drop them)", True
+    return text, False
 
 
 def pack_estimate(lengths: list[int], max_seq_len: int) -> tuple[float, float]:
@@ -394,10 +421,31 @@ def add_args(p) -> None:
     p.add_argument("--no-write", action="store_true", help="print the plan only")
 
 
+def length_warnings(cfg: dict, allow_long: bool = False) -> list[tuple[str, bool]]:
+    """length_problem for each training dataset, with the model's own token counts."""
+    counter = TokenCounter(cfg.get("model_name_or_path"))
+    limit = int(cfg.get("max_seq_len", 4096))
+    out = []
+    for path in dataset_paths(cfg.get("train_dataset_path")):
+        if path.is_file():
+            text, fatal = length_problem(profile_dataset(path, counter, limit), path, limit,
+                                         allow_long)
+            if text:
+                out.append((text, fatal))
+    return out
+
+
 def main(args) -> int:
     recipe, plan = resolve_and_plan(args.config, args.overrides, args.gpus, args.scale,
                                     args.dataset)
     print(plan.table())
+    try:
+        found = length_warnings(recipe.cfg, recipe.ours.get("allow_long_samples", False))
+    except UserError as e:  # the plan stands; `ocrsft train` stops on the same problem
+        found = []
+        print(f"plan: note: sample lengths not checked ({e})")
+    for text, fatal in found:
+        print(f"plan: WARNING {text}" + ("; `ocrsft train` refuses this" if fatal else ""))
     if not args.no_write:
         run_dir = args.out or Path(str(recipe.cfg.get("output_dir") or ""))
         if not str(run_dir) or str(run_dir) == ".":

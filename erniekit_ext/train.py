@@ -17,8 +17,8 @@ from pathlib import Path
 from converters.errors import UserError
 from erniekit_ext import model_folder
 from erniekit_ext.config import evaluates, resolve
-from erniekit_ext.plan import (PLAN_FILES, Plan, TokenCounter, dataset_paths, profile_dataset,
-                               resolve_and_plan, write_run_files)
+from erniekit_ext.plan import (PLAN_FILES, Plan, TokenCounter, dataset_paths, length_problem,
+                               profile_dataset, resolve_and_plan, write_run_files)
 
 
 def detected_gpus() -> int | None:
@@ -39,8 +39,11 @@ def world(nproc_per_node: int | None = None):
     return layout(nproc_per_node)
 
 
-def check_data(cfg: dict) -> None:
-    """Every dataset is readable; say how many samples max_seq_len cuts and what images cost."""
+def check_data(cfg: dict, allow_long: bool = False) -> None:
+    """Every dataset is readable; say how many samples max_seq_len cuts and what images cost.
+
+    Stops before launch when no training sample fits max_seq_len, or most do not
+    (unless allow_long_samples): PaddleFormers would loop with 0 steps."""
     limit = cfg.get("max_seq_len", 4096)
     counter = TokenCounter(cfg.get("model_name_or_path"))
     dropped = cfg.get("truncation_strategy", "delete") == "delete"
@@ -54,9 +57,11 @@ def check_data(cfg: dict) -> None:
             print(f"check: {path.name}: {head} samples read, ~{prof.image_tokens / prof.n:.0f} image "
                   f"tokens and ~{prof.mean:.0f} tokens per sample, longest {prof.longest} "
                   f"(max_seq_len {limit}; text counted {'exactly' if counter.exact_text else 'as bytes/3'})")
-            if prof.over_limit:
-                print(f"check: WARNING {prof.over_limit} of {head} samples in {path.name} exceed "
-                      f"max_seq_len {limit} and will be "
+            text, fatal = length_problem(prof, path, limit, allow_long)
+            if fatal and dropped and key == "train_dataset_path":
+                raise UserError("max_seq_len", text)
+            if text:
+                print(f"check: WARNING {text}; they will be "
                       f"{'dropped' if dropped else 'truncated'} (truncation_strategy "
                       f"{cfg.get('truncation_strategy', 'delete')})")
 
@@ -154,7 +159,12 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
         check_version(recipe)
     out = Path(str(cfg["output_dir"]))
     if lead:
-        check_data(cfg)
+        try:
+            check_data(cfg, recipe.ours["allow_long_samples"])
+        except UserError as e:
+            if e.where in recipe.cfg or e.where in recipe.lines:
+                raise recipe.fail(e.where, e.reason) from None
+            raise
         out, clear = output_dir(cfg, resume, overwrite)
         if clear:
             shutil.rmtree(out)
@@ -162,8 +172,17 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
     cfg.setdefault("report_to", "tensorboard")
     if lead:
         write_run_files(cfg, plan, out, recipe.ours)
-        if resume and not list(out.glob("checkpoint-*")):
+        steps = [int(p.name.split("-")[-1]) for p in out.glob("checkpoint-*")
+                 if p.name.split("-")[-1].isdigit()]
+        if resume and not steps:
             print(f"train: no checkpoint in {out} yet; starting at step 0")
+        elif resume and Path(cfg["logging_dir"]).is_dir():
+            from erniekit_ext.monitor import purge_after
+
+            purged = purge_after(cfg["logging_dir"], max(steps))
+            if purged:
+                print(f"train: resuming at step {max(steps)}; dropped {purged} TensorBoard points "
+                      f"logged after it (they are logged again)")
     if lay.distributed:
         print(f"train: {lay.nproc_per_node} process(es) on each of {lay.nnodes} node(s), "
               f"world size {lay.world_size}; this is node {lay.node_rank}", flush=True)

@@ -100,8 +100,13 @@ def task_of(row: dict, forced: str) -> str:
 def _image(ref, base: Path) -> str | None:
     if not ref:
         return None
-    path = Path(ref)
-    return str(path if path.is_absolute() else base / path)
+    from converters.errors import SampleError
+    from converters.sample import resolve_image
+
+    try:  # the row's image as infer wrote it; the project's one path rule
+        return str(resolve_image(ref, None, allow_urls=True, base=base))
+    except SampleError:
+        return None
 
 
 def score_rows(pred: Path, forced: str = "auto", norm: Norm | Scoring = Norm()) -> list[dict]:

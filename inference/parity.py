@@ -128,7 +128,7 @@ def check(model_dir: Path, data: Path, samples: int = 8, image_root: Path | None
     template = trained_template(model_dir)
     trained = TrainedPrompt(model_dir, data, samples, template)
     result = {"compared": 0, "differ": 0, "skipped": [], "first": None}
-    pairs = zip(iter_jsonl(data), requests_from(data, Path(image_root) if image_root else data.parent))
+    pairs = zip(iter_jsonl(data), requests_from(data, image_root))
     for ((line, obj), req), _ in zip(pairs, range(samples)):
         where = f"{data.name}:{line}"
         if req.error:  # already names file and line
@@ -155,7 +155,7 @@ def add_args(p) -> None:
     p.add_argument("model", type=Path, help="exported model folder (what paddlex serves)")
     p.add_argument("--data", type=Path, required=True, help="ERNIEKit JSONL (e.g. the val split)")
     p.add_argument("--samples", type=int, default=8, help="how many samples from the top")
-    p.add_argument("--image-root", type=Path, help="root for relative image paths (default: the data's folder)")
+    p.add_argument("--image-root", type=Path, help="confine images to this folder (default: none; relative paths resolve against the data's folder)")
     p.add_argument("--device", default="auto", help="where paddlex loads the model: auto, cpu or gpu:N")
 
 

@@ -22,7 +22,10 @@ Output rows (one per input sample, in input order):
     {"id", "task", "prompt", "image", "reference", "prediction", "error"}
 plus "reference_html" when the sample carries its table's source HTML (for official TEDS).
 A sample that fails (corrupt image, model error) becomes a row with `error`
-set; the run goes on. Rows already in the output are skipped on a rerun.
+set; the run goes on. On a rerun, rows already predicted are skipped and error
+rows are retried: they are dropped from the output (rewritten atomically) and
+predicted again, appended at the end (`--keep-errors` skips them instead). A run
+in which every sample failed exits 1 with the first error.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from tqdm import tqdm
 
 from converters.errors import SampleError, UserError
 from converters.jsonl import dumps, iter_jsonl, iter_lines
-from converters.sample import resolve_image
+from converters.sample import jsonl_image
 from converters.tasks import task_for_prompt
 from erniekit_ext import model_folder
 
@@ -54,8 +57,11 @@ class Request:
     reference_html: str | None = None  # a table sample's source HTML (converters/pubtabnet.py)
 
 
-def requests_from(data: Path, image_root: Path) -> Iterator[Request]:
-    """One request per ERNIEKit sample: first image, first prompt, first answer."""
+def requests_from(data: Path, image_root: Path | None = None) -> Iterator[Request]:
+    """One request per ERNIEKit sample: first image, first prompt, first answer.
+
+    Image paths follow converters/sample.py's rule (relative to the JSONL; `image_root`
+    confines only when given)."""
     for line, obj in iter_jsonl(data):
         sid = str(obj.get("id") or hashlib.sha1(dumps(obj).encode()).hexdigest()[:16])
         texts = obj.get("text_info") or [{}]
@@ -66,8 +72,7 @@ def requests_from(data: Path, image_root: Path) -> Iterator[Request]:
         req = Request(sid, prompt, None, reference, reference_html=html if isinstance(html, str) else None)
         if images:
             try:
-                req.image = str(resolve_image(images[0].get("image_url", ""), image_root,
-                                              base=data.parent))
+                req.image = str(jsonl_image(images[0].get("image_url", ""), data, image_root))
             except SampleError as e:
                 req.error = f"{data}:{line}: {e.reason}"
         yield req
@@ -252,29 +257,58 @@ def open_predictor(model_dir: Path | None, via: str, backend: str, server_url: s
     return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency, device)
 
 
-def done_ids(out: Path) -> set[str]:
+def done_ids(out: Path, retry_errors: bool = True) -> set[str]:
+    """Ids a rerun skips. With `retry_errors`, error rows (and a torn last line) are
+    removed from `out` first, so their samples are predicted again, once."""
+    from converters.jsonl import AtomicWriter
+
     if not out.is_file():
         return set()
-    ids = set()
-    for line in out.read_text(encoding="utf-8").splitlines():
-        try:
-            ids.add(json.loads(line)["id"])
-        except (json.JSONDecodeError, KeyError):
-            continue  # a torn last line from a killed run is simply redone
+    ids, dropped, kept = set(), 0, []
+    with open(out, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+                rid = row["id"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                dropped += 1  # a torn last line from a killed run is simply redone
+                continue
+            if row.get("error") and retry_errors:
+                dropped += 1
+                continue
+            ids.add(rid)
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if dropped:
+        with AtomicWriter(out) as w:
+            w.writelines(kept)
     return ids
+
+
+DEFAULT_MAX_NEW_TOKENS = 256
+
+
+def covering_max_new_tokens(data: Path, image_root: Path | None = None) -> int:
+    """The default budget: 256, or more when a reference answer is longer. A reference's
+    UTF-8 bytes + EOS bound its tokens with any tokenizer (byte fallback included), so a
+    JSON answer is never cut before its closing brace by the budget alone."""
+    longest = max((len(r.reference.encode("utf-8")) for r in requests_from(data, image_root)),
+                  default=0)
+    return max(DEFAULT_MAX_NEW_TOKENS, longest + 1)
 
 
 def predict_file(model_dir: Path | None, data: Path, out: Path, *, via: str = "native",
                  backend: str = "native", server_url: str | None = None, concurrency: int = 8,
-                 max_new_tokens: int = 256, image_root: Path | None = None,
-                 progress: bool = True, device: str = "auto", batch_size: int = 1) -> dict:
+                 max_new_tokens: int | None = None, image_root: Path | None = None,
+                 progress: bool = True, retry_errors: bool = True, device: str = "auto",
+                 batch_size: int = 1) -> dict:
     data = Path(data)
-    image_root = Path(image_root) if image_root else data.parent
     if backend != "native" and not server_url:
         raise UserError("--server-url", f"backend {backend} needs the server's URL")
+    if max_new_tokens is None:
+        max_new_tokens = covering_max_new_tokens(data, image_root)
     predictor = open_predictor(model_dir, via, backend, server_url, concurrency, max_new_tokens,
                                device, batch_size)
-    skip = done_ids(out)
+    skip = done_ids(out, retry_errors)
     counts = {"predicted": 0, "errors": 0, "skipped": 0}
 
     def pending() -> Iterator[Request]:
@@ -318,8 +352,13 @@ def add_args(p) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="native")
     p.add_argument("--server-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (server backends)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--image-root", type=Path, help="root for relative image paths (default: the data's folder)")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help=f"generation budget (default: {DEFAULT_MAX_NEW_TOKENS}, or the longest "
+                        "reference answer's UTF-8 bytes + 1 when longer)")
+    p.add_argument("--keep-errors", action="store_true",
+                   help="on a rerun, skip samples whose earlier row is an error "
+                        "(default: retry them)")
+    p.add_argument("--image-root", type=Path, help="confine images to this folder (default: none; relative paths resolve against the data's folder)")
     p.add_argument("--device", default="auto", help="auto (a GPU when paddle or torch sees one), "
                    "cpu or gpu:N")
     p.add_argument("--batch-size", type=int, default=1,
@@ -334,8 +373,13 @@ def main(args) -> int:
     counts = predict_file(args.model, args.data, args.out, via=args.via, backend=args.backend,
                           server_url=args.server_url, concurrency=args.concurrency,
                           max_new_tokens=args.max_new_tokens, image_root=args.image_root,
-                          progress=sys.stderr.isatty(), device=args.device,
-                          batch_size=args.batch_size)
+                          progress=sys.stderr.isatty(), retry_errors=not args.keep_errors,
+                          device=args.device, batch_size=args.batch_size)
     print(f"infer: {counts['predicted']} predicted, {counts['errors']} errors, "
           f"{counts['skipped']} already done -> {args.out}")
+    if counts["errors"] and not counts["predicted"] and not counts["skipped"]:
+        first = next((row for _, row in iter_jsonl(args.out) if row.get("error")), {})
+        print(f"ocrsft infer: error: every sample failed; first {first.get('id')}: "
+              f"{first.get('error')}", file=sys.stderr)
+        return 1
     return 0

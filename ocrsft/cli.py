@@ -37,7 +37,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="ocrsft", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ocrsft", description=__doc__.splitlines()[0],
+                           epilog="--verbose (anywhere, or OCRSFT_VERBOSE=1): show third-party "
+                                  "warnings and DEBUG logging, hidden by default")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     wanted = next((a for a in argv if not a.startswith("-")), None)
@@ -49,7 +51,11 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    from ocrsft.quiet import quiet, take_verbose
+
+    argv, verbose = take_verbose(sys.argv[1:] if argv is None else argv)
+    if not verbose:  # before any subcommand imports paddle, paddlex or transformers
+        quiet()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])

@@ -61,7 +61,12 @@ def test_native_and_doc_parser_agree_and_errors_become_rows(exported, digit_line
     assert all(r["task"] == "ocr" and r["reference"] for r in a)
     again = predict_file(exported, data, tmp_path / "a.jsonl", max_new_tokens=10,
                          image_root=root, progress=False)
-    assert again["skipped"] == 4  # resumable: nothing is predicted twice
+    # resumable: nothing predicted is predicted twice; the error row is retried (and fails again)
+    assert again == {"predicted": 0, "errors": 1, "skipped": 3}
+    kept = predict_file(exported, data, tmp_path / "a.jsonl", max_new_tokens=10,
+                        image_root=root, progress=False, retry_errors=False)
+    assert kept == {"predicted": 0, "errors": 0, "skipped": 4}
+    assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 4  # one row per sample
 
 
 def test_paddleocr_doc_parser_cli_runs_on_the_export(exported, digit_lines, tmp_path):

@@ -38,7 +38,7 @@ def test_long_samples_are_counted_before_launch(icdar_words, tiny_model, capsys)
                 "model_name_or_path": str(tiny_model)})
     out = capsys.readouterr().out
     assert "check: train.jsonl: 21 samples read" in out and "image tokens" in out
-    assert "WARNING" in out and "exceed max_seq_len 36 and will be dropped" in out
+    assert "WARNING" in out and "are longer than max_seq_len 36" in out and "will be dropped" in out
     check_data({"train_dataset_path": str(icdar_words / "train.jsonl"), "max_seq_len": 36,
                 "model_name_or_path": str(tiny_model), "truncation_strategy": "right"})
     assert "will be truncated" in capsys.readouterr().out

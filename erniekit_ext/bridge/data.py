@@ -94,7 +94,7 @@ class Codec:
     def encode_answer(self, text: str) -> list[int]:
         return self.tokenizer(self.template.answer.format(text), add_special_tokens=False)["input_ids"]
 
-    def encode(self, sample: dict, base: Path, image_root: Path, max_len: int) -> Example:
+    def encode(self, sample: dict, base: Path, image_root: Path | None, max_len: int) -> Example:
         check_shape(sample)
         texts = sample["text_info"]
         by_prompt: dict[int, list] = {}
@@ -196,13 +196,14 @@ def examples(paths: Iterable[Path], codec: Codec, max_len: int, tally: Tally,
              image_root: Path | None = None) -> Iterator[Example]:
     """Stream Examples from the JSONL files; a bad sample goes into the tally, not the run.
 
-    Image paths resolve as PaddleFormers resolves them (relative to the JSONL, absolute as
-    written), so converter output trains on both engines alike; `image_root` confines them."""
+    Image paths follow converters/sample.py's rule, as PaddleFormers resolves them (relative
+    to the JSONL, absolute as written), so converter output trains on both engines alike;
+    `image_root` confines them only when given."""
     for path in paths:
         for line, obj in iter_jsonl(path):
             tally.read += 1
             try:
-                ex = codec.encode(obj, path.parent, Path(image_root or "/"), max_len)
+                ex = codec.encode(obj, path.parent, Path(image_root) if image_root else None, max_len)
             except SampleError as e:
                 tally.rejects.append({"file": str(path), "line": line, "reason": e.reason})
                 continue

@@ -10,6 +10,10 @@
 Answers are converters/kie.py's `kie_answer` JSON objects. A prediction is read
 as JSON, else as the first `{` to the last `}` of it (models wrap JSON in prose
 or code fences); anything that is not an object scores 0 on every metric.
+A JSON object cut off (generation stopped at max_new_tokens) is scored on the fields
+it completed, and its row says `truncated: 1.0` (`truncated_rate` in the aggregate):
+    score('{"company": "INDAH GIFT & HOME DECO", "date": "19/1', ref)
+        -> parsed 1.0, truncated 1.0, anls 1/3 (company right; date cut, so missing)
 Values that are not strings are compared as their compact JSON.
 - `exact`: the two objects are equal (every key, every value);
 - `anls` (the main score): the mean over the reference's fields of ANLS(predicted
@@ -35,6 +39,56 @@ NORMS = ("casefold", "docvqa")   # `ocrsft eval --kie-norm`
 DEFAULT_NORM = "casefold"
 
 
+def complete_prefix(text: str) -> dict | None:
+    """The fields of a JSON object cut off before its closing brace: every key/value pair
+    that was finished; a value cut in the middle is left out. None when `text` is not
+    the start of an object or finished no field."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    depth, in_str, esc, commas = 0, False, False, []
+    for i in range(start, len(text)):
+        c = text[i]
+        if in_str:
+            esc, in_str = (False, True) if esc else (c == "\\", c != '"')
+            continue
+        if c == '"':
+            in_str = True
+        elif c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+            if depth == 0:
+                return None  # a complete object: not truncated (parse failed for another reason)
+        elif c == "," and depth == 1:
+            commas.append(i)
+    candidates = [] if in_str or depth != 1 else [text[start:].rstrip() + "}"]
+    candidates += [text[start:i] + "}" for i in reversed(commas)]  # the longest that parses
+    for cand in candidates:
+        try:
+            obj = json.loads(cand)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and obj:
+            return obj
+    return None  # not one field finished: nothing to score
+
+
+def parse_truncated(answer: str) -> tuple[dict[str, str] | None, bool]:
+    """(fields, whether the answer was a cut-off object)."""
+    fields = parse(answer)
+    if fields is not None:
+        return fields, False
+    obj = complete_prefix(answer.strip())
+    if obj is None:
+        return None, False
+    return _as_fields(obj), True
+
+
+def _as_fields(obj: dict) -> dict[str, str]:
+    return {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in obj.items()}
+
+
 def parse(answer: str) -> dict[str, str] | None:
     text = answer.strip()
     try:
@@ -47,7 +101,7 @@ def parse(answer: str) -> dict[str, str] | None:
             obj = None
     if not isinstance(obj, dict):
         return None
-    return {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in obj.items()}
+    return _as_fields(obj)
 
 
 def _same(a: str, b: str, norm: str = DEFAULT_NORM) -> bool:
@@ -61,10 +115,11 @@ def score(pred: str, ref: str, norm: str = DEFAULT_NORM) -> dict:
         raise ValueError(f"KIE normalisation must be one of {', '.join(NORMS)}, not {norm!r}")
     docvqa = norm == "docvqa"
     r = parse(ref) or {}
-    p = parse(pred)
+    p, truncated = parse_truncated(pred)
     fields = p or {}
     tp = sum(1 for k, v in fields.items() if k in r and _same(v, r[k], norm))
-    return {"parsed": float(p is not None), "exact": float(p is not None and p == r),
+    return {"parsed": float(p is not None), "truncated": float(truncated),
+            "exact": float(p is not None and not truncated and p == r),
             "anls": sum(anls(fields.get(k, ""), v, lower_only=docvqa) for k, v in r.items()) / len(r) if r else float(not fields),
             "field_tp": tp, "pred_fields": len(fields), "ref_fields": len(r)}
 
@@ -78,4 +133,5 @@ def aggregate(rows: list[dict]) -> dict:
     return {"exact_match": sum(r["exact"] for r in rows) / n, "anls": sum(r["anls"] for r in rows) / n,
             "field_precision": precision, "field_recall": recall,
             "field_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            "parse_rate": sum(r["parsed"] for r in rows) / n}
+            "parse_rate": sum(r["parsed"] for r in rows) / n,
+            "truncated_rate": sum(r.get("truncated", 0.0) for r in rows) / n}
