@@ -1,15 +1,22 @@
-"""`paddleocr-det`: PaddleOCR detection labels -> text spotting with boxes as text.
+r"""`paddleocr-det`: PaddleOCR detection labels -> text spotting with boxes as text.
 
-    input (ch4_test_images/img_2.jpg, 1280x720; shortened to its first box):
-        ch4_test_images/img_2.jpg\t[{"transcription": "JOINT", "points": [[790, 302], [903, 304], [902, 335], [790, 335]]}]
-    output, -O style=spotting (default; PaddleOCR-VL-1.5):
-        {"image_info": [{"matched_text_index": 0, "image_url": "ch4_test_images/img_2.jpg"}],
-         "text_info": [{"text": "Spotting:", "tag": "mask"},
-                       {"text": "JOINT<|LOC_617|><|LOC_419|><|LOC_705|><|LOC_422|><|LOC_705|><|LOC_465|><|LOC_617|><|LOC_465|>",
-                        "tag": "no_mask"}]}
-    output, -O style=internvl (seed 001's OCRDetInternVL2):
-        ... {"text": "Detect all text and give boxes:", "tag": "mask"},
-            {"text": "<ref>JOINT</ref><box>[[617, 419, 705, 465]]</box>", "tag": "no_mask"}
+    input (paddleocr_det/test_icdar2015_label.txt: ch4_test_images/img_2.jpg, 1280x720,
+    shortened to its first box), -O style=spotting (default; PaddleOCR-VL-1.5):
+
+    >>> from converters.registry import example
+    >>> line = ('ch4_test_images/img_2.jpg\t[{"transcription": "JOINT", '
+    ...         '"points": [[790, 302], [903, 304], [902, 335], [790, 335]]}]')
+    >>> example("paddleocr-det", line, image_root=SHARED / "paddleocr_det")
+    {"image_info": [{"matched_text_index": 0, "image_url": "ch4_test_images/img_2.jpg"}],
+     "text_info": [{"text": "Spotting:", "tag": "mask"},
+                   {"text": "JOINT<|LOC_617|><|LOC_419|><|LOC_705|><|LOC_422|><|LOC_705|><|LOC_465|><|LOC_617|><|LOC_465|>", "tag": "no_mask"}]}
+
+    -O style=internvl (seed 001's OCRDetInternVL2):
+
+    >>> example("paddleocr-det", line, image_root=SHARED / "paddleocr_det", style="internvl")
+    {"image_info": [{"matched_text_index": 0, "image_url": "ch4_test_images/img_2.jpg"}],
+     "text_info": [{"text": "Detect all text and give boxes:", "tag": "mask"},
+                   {"text": "<ref>JOINT</ref><box>[[617, 419, 705, 465]]</box>", "tag": "no_mask"}]}
 
 `###` marks illegible text: `-O illegible=drop` (default) leaves those boxes
 out; `-O illegible=keep` writes them with the text `###`. Boxes keep the
