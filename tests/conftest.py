@@ -33,7 +33,15 @@ def shared_data() -> Path:
 HEAVY_FIXTURES = {"tiny_model", "trained_run", "tiny_bridge"}
 
 
+SHARED_FIXTURES = {"tiny_model", "digit_lines", "trained_run", "icdar_words", "tiny_bridge", "rec_data"}
+
+
 def pytest_collection_modifyitems(items):
+    for module in {item.module for item in items if getattr(item, "module", None)}:
+        twice = SHARED_FIXTURES & set(vars(module))
+        if twice:
+            raise pytest.UsageError(f"{module.__name__} imports the fixtures {sorted(twice)}; they are "
+                                    "registered once in tests/conftest.py (an import builds a second copy)")
     for item in items:
         if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

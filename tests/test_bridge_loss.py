@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from converters.sample import make_sample
-from tests.fixtures_bridge import engine_cfg, in_torch, tiny_bridge  # noqa: F401  (fixture)
+from tests.fixtures_bridge import engine_cfg, in_torch
 
 
 def _first_loss_and_reference(model: str, data: str, image_root: str, run: str) -> dict:

@@ -23,7 +23,6 @@ import yaml
 
 from converters.errors import UserError
 from erniekit_ext.engines import erniekit as engine
-from tests.fixtures_model import digit_lines  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "configs" / "paddleocr_vl" / "cpu_tiny_erniekit.yaml"

@@ -7,7 +7,6 @@ import pytest
 
 from converters.errors import UserError
 from erniekit_ext import device
-from tests.fixtures_bridge import rec_data, tiny_bridge  # noqa: F401  (fixtures)
 
 
 def predictions(model, data, root, out, **kw) -> list[str]:

@@ -22,9 +22,7 @@ from pathlib import Path
 import pytest
 
 from erniekit_ext.monitor import read_scalars
-from tests.fixtures_bridge import rec_data, tiny_bridge  # noqa: F401  (fixtures)
-from tests.fixtures_model import tiny_model  # noqa: F401  (fixture)
-from tests.test_train_cli import CONFIG, icdar_words  # noqa: F401  (fixture)
+from tests.test_train_cli import CONFIG
 
 BRIDGE = Path(__file__).resolve().parent.parent / "configs" / "bridge"
 LAYOUT_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "PADDLE_NODE_RANK", "MASTER_ADDR", "MASTER_PORT")

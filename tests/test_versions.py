@@ -20,7 +20,7 @@ from erniekit_ext.config import resolve
 from erniekit_ext.train import check_version
 from inference.export import export
 from ocrsft.cli import main
-from tests.fixtures_model import digit_lines, tiny_model, tiny_train_config  # noqa: F401
+from tests.fixtures_model import tiny_train_config
 
 
 @pytest.fixture(scope="module")
