@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from converters.errors import SampleError
-from converters.registry import Converter, Record, register
+from converters.registry import Converter, Record
 from converters.sample import make_sample
 from converters.tasks import get_task
 
@@ -107,7 +107,6 @@ def find_image(table: Path) -> Path:
     raise SampleError(f"missing_image: no {table.with_suffix('').name}.png/.jpg beside {table.name}")
 
 
-@register("chart")
 class Chart(Converter):
     def records(self, path: Path) -> Iterator[Record]:
         tables = sorted(p for p in path.iterdir() if p.suffix in TABLE_SUFFIXES) \

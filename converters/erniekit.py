@@ -21,11 +21,10 @@ from pathlib import Path
 
 from converters.errors import SampleError
 from converters.jsonl import load_json_item
-from converters.registry import Converter, Record, register
+from converters.registry import Converter, Record
 from converters.sample import check_shape, is_url, real_dir
 
 
-@register("erniekit")
 class ERNIEKit(Converter):
     def convert(self, record: Record) -> dict:
         item = load_json_item(record.raw)

@@ -21,10 +21,9 @@ from converters.chart import find_image
 from converters.errors import SampleError
 from converters.jsonl import load_json_item
 from converters.pubtabnet import table_sample
-from converters.registry import Converter, Record, json_records, register
+from converters.registry import Converter, Record, json_records
 
 
-@register("html-table")
 class HTMLTable(Converter):
     def records(self, path: Path) -> Iterator[Record]:
         files = sorted(path.glob("*.html")) if path.is_dir() else [path] if path.suffix == ".html" else None

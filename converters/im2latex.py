@@ -23,7 +23,7 @@ from typing import Iterator
 from converters.errors import SampleError, UserError
 from converters.jsonl import iter_lines
 from converters.latex import FormulaConverter
-from converters.registry import Record, register
+from converters.registry import Record
 
 
 class LineIndex:
@@ -55,7 +55,6 @@ class LineIndex:
             return f.read(end - self.offsets[i])
 
 
-@register("im2latex")
 class Im2Latex(FormulaConverter):
     OPTIONS = {**FormulaConverter.OPTIONS,
                "formulas": ("formulas.lst", "formula file, relative to the list file's folder"),

@@ -16,6 +16,8 @@ FACTOR = PATCH * MERGE
 # PaddleOCR-VL-0.9B's preprocessor_config.json defaults (the pipeline's too).
 MIN_PIXELS = 112896
 MAX_PIXELS = 1003520
+# The placeholder the chat template writes once per image, expanded to its blocks.
+IMAGE_TOKEN = "<|IMAGE_PLACEHOLDER|>"
 
 
 def smart_resize(height: int, width: int, min_pixels: int = MIN_PIXELS,

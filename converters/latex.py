@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from converters.errors import SampleError
-from converters.registry import Converter, Record, register, split_image_line
+from converters.registry import Converter, Record, split_image_line
 from converters.sample import make_sample
 from converters.tasks import get_task
 
@@ -90,7 +90,6 @@ class FormulaConverter(Converter):
         return make_sample([image], [(get_task("formula").prompt, formula_answer(latex))])
 
 
-@register("latex")
 class Latex(FormulaConverter):
     def convert(self, record: Record) -> dict:
         return self.sample(*split_image_line(record.raw, "latex"))

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from converters.errors import SampleError
 from converters.messages import ConversationConverter, image_list, turns_to_sample
-from converters.registry import Record, register
+from converters.registry import Record
 
 
-@register("llava")
 class LLaVA(ConversationConverter):
     TURNS_KEY = "conversations"
 

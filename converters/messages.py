@@ -30,7 +30,7 @@ from typing import Iterator
 
 from converters.errors import SampleError
 from converters.jsonl import load_json_item
-from converters.registry import Converter, Record, json_records, register
+from converters.registry import Converter, Record, json_records
 
 IMAGE_TAG = "<image>"
 USER_ROLES = {"user", "human"}
@@ -148,7 +148,6 @@ class ConversationConverter(Converter):
         return item
 
 
-@register("messages")
 class Messages(ConversationConverter):
     TURNS_KEY = "messages"
 

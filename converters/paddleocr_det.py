@@ -30,7 +30,7 @@ from pathlib import Path
 
 from converters import boxes
 from converters.errors import SampleError
-from converters.registry import Converter, Record, register, split_image_line
+from converters.registry import Converter, Record, split_image_line
 from converters.sample import check_image, make_sample, resolve_image
 from converters.tasks import get_task
 
@@ -54,7 +54,6 @@ def image_size(ref: str, image_root: Path) -> tuple[int, int]:
     return check_image(full)
 
 
-@register("paddleocr-det")
 class PaddleOCRDet(Converter):
     OPTIONS = {
         "style": ("spotting", "answer style: spotting (<|LOC_n|>) or internvl (<ref><box>)"),

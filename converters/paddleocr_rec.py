@@ -22,7 +22,7 @@ and is kept exactly (PaddleOCR's own reader does the same).
 from __future__ import annotations
 
 from converters.errors import UserError
-from converters.registry import Converter, Record, register, split_image_line
+from converters.registry import Converter, Record, split_image_line
 from converters.sample import make_sample
 from converters.tasks import get_task
 
@@ -30,7 +30,6 @@ from converters.tasks import get_task
 TASKS = ("ocr", "seal")
 
 
-@register("paddleocr-rec")
 class PaddleOCRRec(Converter):
     OPTIONS = {"task": ("ocr", "prompt: ocr (OCR:) or seal (Seal Recognition:)")}
 

@@ -27,7 +27,7 @@ from html import escape
 from converters.errors import SampleError
 from converters.jsonl import load_json_item
 from converters.otsl import check_otsl, html_to_otsl
-from converters.registry import Converter, Record, register
+from converters.registry import Converter, Record
 from converters.sample import make_sample
 from converters.tasks import get_task
 
@@ -63,7 +63,6 @@ def table_sample(image: str, html: str) -> dict:
     return make_sample([image], [(get_task("table").prompt, otsl)]) | {"reference_html": html}
 
 
-@register("pubtabnet")
 class PubTabNet(Converter):
     OPTIONS = {"split": ("", "keep only this split (train/val/test); empty keeps all")}
 

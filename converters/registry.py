@@ -1,8 +1,7 @@
 """The one registry of source formats (LLaMA-Factory style): a name -> a converter.
 
-A converter module defines a subclass of `Converter` and decorates it with
-`@register("name")`. Adding a format is one module plus one line in
-`FORMAT_MODULES` below (modules are imported only when their format is used).
+A converter module defines a subclass of `Converter`; `FORMATS` below names it. Adding a
+format is one module plus one line there: the only place a format is registered.
 """
 from __future__ import annotations
 
@@ -15,22 +14,20 @@ from typing import Iterator
 from converters.errors import SampleError, UserError
 from converters.jsonl import iter_json_records, iter_lines
 
-FORMAT_MODULES = {
-    "paddleocr-rec": "converters.paddleocr_rec",
-    "paddleocr-det": "converters.paddleocr_det",
-    "llava": "converters.llava",
-    "messages": "converters.messages",
-    "erniekit": "converters.erniekit",
-    "sroie": "converters.sroie",
-    "xfund": "converters.xfund",
-    "latex": "converters.latex",
-    "im2latex": "converters.im2latex",
-    "chart": "converters.chart",
-    "pubtabnet": "converters.pubtabnet",
-    "html-table": "converters.html_table",
+FORMATS = {  # name -> "module:Class"; modules are imported only when their format is used
+    "paddleocr-rec": "converters.paddleocr_rec:PaddleOCRRec",
+    "paddleocr-det": "converters.paddleocr_det:PaddleOCRDet",
+    "llava": "converters.llava:LLaVA",
+    "messages": "converters.messages:Messages",
+    "erniekit": "converters.erniekit:ERNIEKit",
+    "sroie": "converters.sroie:SROIE",
+    "xfund": "converters.xfund:XFUND",
+    "latex": "converters.latex:Latex",
+    "im2latex": "converters.im2latex:Im2Latex",
+    "chart": "converters.chart:Chart",
+    "pubtabnet": "converters.pubtabnet:PubTabNet",
+    "html-table": "converters.html_table:HTMLTable",
 }
-
-_REGISTRY: dict[str, type[Converter]] = {}
 
 
 @dataclass
@@ -114,25 +111,18 @@ def coerce(key: str, value, default):
         raise UserError(f"-O {key}", f"{value!r} is not a {type(default).__name__}") from None
 
 
-def register(name: str):
-    def deco(cls: type[Converter]) -> type[Converter]:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
 def get_converter(name: str) -> type[Converter]:
-    if name not in FORMAT_MODULES:
-        raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(FORMAT_MODULES))}")
+    if name not in FORMATS:
+        raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(FORMATS))}")
+    module, cls = FORMATS[name].split(":")
     try:
-        importlib.import_module(FORMAT_MODULES[name])
+        converter = getattr(importlib.import_module(module), cls)
     except ModuleNotFoundError as e:
         if not (e.name or "").startswith("converters."):
             raise
         raise KeyError(f"format {name!r} needs {e.name}, which is missing from this install") from None
-    return _REGISTRY[name]
+    converter.name = name
+    return converter
 
 
 get = get_converter

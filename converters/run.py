@@ -27,7 +27,7 @@ from converters import image_tokens
 from converters.errors import SampleError, UserError
 from converters.images_out import export_image
 from converters.jsonl import AtomicWriter, dumps, write_json
-from converters.registry import FORMAT_MODULES, Record, get_converter
+from converters.registry import FORMATS, Record, get_converter
 from converters.sample import (check_image, check_shape, is_url, real_image_path, relocate,
                               resolve_image)
 
@@ -366,7 +366,7 @@ def parse_options(items: list[str]) -> dict:
 
 def format_help() -> str:
     lines = []
-    for name in sorted(FORMAT_MODULES):
+    for name in sorted(FORMATS):
         try:
             cls = get_converter(name)
         except KeyError:  # a format whose module is missing is reported when used
@@ -381,7 +381,7 @@ def add_args(p) -> None:
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = "format options:\n" + format_help()
-    p.add_argument("format", help=f"one of: {', '.join(sorted(FORMAT_MODULES))}")
+    p.add_argument("format", help=f"one of: {', '.join(sorted(FORMATS))}")
     p.add_argument("inputs", nargs="+", type=Path)
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("--image-root", type=Path, help="images are resolved under this folder "

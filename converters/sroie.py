@@ -23,7 +23,7 @@ from typing import Iterator
 
 from converters.errors import SampleError, UserError
 from converters.kie import kie_sample
-from converters.registry import Converter, Record, register
+from converters.registry import Converter, Record
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -45,7 +45,6 @@ def read_box_text(path: Path) -> str:
     return "\n".join(lines)
 
 
-@register("sroie")
 class SROIE(Converter):
     OPTIONS = {"with_ocr": (False, "add an OCR: turn with the receipt's full text first")}
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from converters.errors import SampleError
 from converters.kie import kie_sample
 from converters.paddleocr_det import split_label_line
-from converters.registry import Converter, Record, register
+from converters.registry import Converter, Record
 
 
 def linked_fields(items: list) -> dict:
@@ -52,7 +52,6 @@ def linked_fields(items: list) -> dict:
     return fields
 
 
-@register("xfund")
 class XFUND(Converter):
     OPTIONS = {"with_ocr": (False, "add an OCR: turn with every text of the form first")}
 

@@ -26,11 +26,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from converters.errors import SampleError, UserError
-from converters.jsonl import AtomicWriter, iter_lines, write_json
+from converters.jsonl import iter_lines
 from converters.sample import jsonl_image
+from erniekit_ext import run_folder
 
 PACKING_INTERVAL = 1000   # PaddleFormers packs this many samples at a time
 PROFILE_LIMIT = 20000     # samples read to estimate lengths; enough for a stable mean
@@ -373,21 +372,6 @@ def plan_for(cfg: dict, gpus: int | None = None, scale: str | None = None,
                 else 1e-5, per_device, spp, fill, notes, computed)
 
 
-# --- the run folder -------------------------------------------------------------------------
-
-PLAN_FILES = ("resolved.yaml", "plan.json")  # what `plan` leaves in a run folder
-
-
-def write_run_files(cfg: dict, plan: Plan, run_dir: Path, ours: dict | None = None) -> Path:
-    """resolved.yaml (the engine's keys, as launched) and plan.json beside it."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with AtomicWriter(run_dir / "resolved.yaml") as f:
-        f.write("# written by `ocrsft plan`; the engine's keys exactly as launched\n")
-        f.write(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-    write_json(run_dir / "plan.json", {**plan.as_dict(), "ocrsft": ours or {}})
-    return run_dir / "resolved.yaml"
-
-
 def resolve_and_plan(config: Path, overrides=(), gpus: int | None = None,
                      scale: str | None = None, dataset: Path | None = None):
     """The shared front half of `plan` and `train`: recipe -> validated cfg + plan."""
@@ -450,5 +434,5 @@ def main(args) -> int:
         run_dir = args.out or Path(str(recipe.cfg.get("output_dir") or ""))
         if not str(run_dir) or str(run_dir) == ".":
             raise UserError("output_dir", "is not set; pass --out DIR or --no-write")
-        print(f"plan: wrote {write_run_files(recipe.cfg, plan, run_dir, recipe.ours)}")
+        print(f"plan: wrote {run_folder.write_run_files(recipe.cfg, plan, run_dir, recipe.ours)}")
     return 0

@@ -17,8 +17,9 @@ from pathlib import Path
 from converters.errors import UserError
 from erniekit_ext import model_folder
 from erniekit_ext.config import evaluates, resolve
-from erniekit_ext.plan import (PLAN_FILES, Plan, TokenCounter, dataset_paths, length_problem,
-                               profile_dataset, resolve_and_plan, write_run_files)
+from erniekit_ext.plan import (Plan, TokenCounter, dataset_paths, length_problem, profile_dataset,
+                               resolve_and_plan)
+from erniekit_ext.run_folder import PLAN_FILES, checkpoints, step_of, write_run_files
 
 
 def detected_gpus() -> int | None:
@@ -172,8 +173,7 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
     cfg.setdefault("report_to", "tensorboard")
     if lead:
         write_run_files(cfg, plan, out, recipe.ours)
-        steps = [int(p.name.split("-")[-1]) for p in out.glob("checkpoint-*")
-                 if p.name.split("-")[-1].isdigit()]
+        steps = [step_of(p) for p in checkpoints(out)]
         if resume and not steps:
             print(f"train: no checkpoint in {out} yet; starting at step 0")
         elif resume and Path(cfg["logging_dir"]).is_dir():

@@ -21,13 +21,13 @@ import shutil
 from pathlib import Path
 
 from converters.errors import UserError
+from converters.image_tokens import IMAGE_TOKEN
 from erniekit_ext import model_folder
 
 COPY = ("config.json", "preprocessor_config.json", "tokenizer.model", "tokenizer_config.json",
         "special_tokens_map.json", "added_tokens.json")
 FROM_BASE = ("chat_template.jinja", "generation_config.json", "tokenizer_config.json",
              "special_tokens_map.json", "preprocessor_config.json")
-IMAGE_TOKEN = "<|IMAGE_PLACEHOLDER|>"
 ERNIEKIT_RESOLVED = "resolved_erniekit.yaml"
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from converters.errors import SampleError, UserError
 from converters.jsonl import iter_jsonl
 from erniekit_ext import compat
-from inference.export import IMAGE_TOKEN
+from converters.image_tokens import IMAGE_TOKEN
 
 
 class TrainedPrompt:

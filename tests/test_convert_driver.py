@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from converters.errors import UserError
-from converters.registry import FORMAT_MODULES, Record, get_converter
+from converters.registry import FORMATS, Record, get_converter
 from converters.run import Options, convert, process, stats_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ def importable(fmt: str) -> bool:
         return False
 
 
-LINE_FORMATS = [f for f in FORMAT_MODULES if f not in ("sroie", "chart") and importable(f)]
+LINE_FORMATS = [f for f in FORMATS if f not in ("sroie", "chart") and importable(f)]
 
 
 @pytest.mark.parametrize("fmt", LINE_FORMATS)

@@ -7,12 +7,12 @@ import importlib
 
 import pytest
 
-from converters.registry import FORMAT_MODULES
+from converters.registry import FORMATS
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMAT_MODULES))
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_docstring_example_is_the_real_output(fmt, shared_data):
-    module = importlib.import_module(FORMAT_MODULES[fmt])
+    module = importlib.import_module(FORMATS[fmt].split(":")[0])
     result = doctest.testmod(module, extraglobs={"SHARED": shared_data}, report=True,
                              optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.attempted >= 2, f"{module.__name__}'s docstring has no example to run"

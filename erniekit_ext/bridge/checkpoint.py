@@ -18,6 +18,7 @@ from pathlib import Path
 
 from converters.jsonl import write_json
 from erniekit_ext.bridge.families import Family, tower_of
+from erniekit_ext.run_folder import checkpoints
 
 MARKER = "ocrsft_run.json"
 
@@ -64,17 +65,9 @@ def save(run_dir: Path, step: int, model, optimizer, scheduler, state: dict, kee
     write_json(tmp / "state.json", state)
     shutil.rmtree(ckpt, ignore_errors=True)
     tmp.rename(ckpt)  # a killed save leaves a .part folder, never a half checkpoint
-    for old in sorted(checkpoints(run_dir), key=step_of)[:-keep] if keep > 0 else []:
+    for old in checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old)
     return ckpt
-
-
-def step_of(path: Path) -> int:
-    return int(path.name.split("-")[-1])
-
-
-def checkpoints(run_dir: Path) -> list[Path]:
-    return [p for p in Path(run_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
 
 
 def load(ckpt: Path, model, optimizer, scheduler, rank: int = 0) -> dict:

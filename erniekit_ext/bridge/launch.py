@@ -12,9 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from erniekit_ext.distributed import Layout, torchrun_command, under_torchrun
+from erniekit_ext.run_folder import write_resolved
 
 
 def launch(cfg: dict, run_dir: Path, *, resume: bool = False, lay: Layout | None = None) -> None:
@@ -25,8 +24,7 @@ def launch(cfg: dict, run_dir: Path, *, resume: bool = False, lay: Layout | None
         run(cfg, run_dir, resume=resume)
         return
     with tempfile.TemporaryDirectory(prefix="ocrsft-torchrun-") as tmp:
-        resolved = Path(tmp) / "resolved.yaml"  # this node's copy: node 0 owns run_dir
-        resolved.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+        resolved = write_resolved(cfg, Path(tmp))  # this node's copy: node 0 owns run_dir
         cmd = torchrun_command(lay, "erniekit_ext.bridge.train", str(resolved), str(Path(run_dir).resolve()),
                                *(["--resume"] if resume else []))
         res = subprocess.run(cmd)

@@ -34,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 from converters.errors import UserError
+from converters.image_tokens import IMAGE_TOKEN
 from converters.jsonl import write_json
 from erniekit_ext import model_folder
 from erniekit_ext.bridge.families import read_config
@@ -57,7 +58,6 @@ HF_PREFIXES = {"model.language_model.": "model.", "model.projector.": "mlp_AR.",
 FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
          "added_tokens.json", "preprocessor_config.json", "chat_template.jinja",
          "generation_config.json", "inference.yml")
-IMAGE_TOKEN = "<|IMAGE_PLACEHOLDER|>"
 
 
 def _paddle():

@@ -42,10 +42,10 @@ from pathlib import Path
 import yaml
 
 from converters.errors import UserError
-from converters.jsonl import iter_lines
 from erniekit_ext.bridge import checkpoint, families, quant
 from erniekit_ext.bridge.data import IGNORE, Codec, Tally, collate, examples, length_grouped
-from erniekit_ext.plan import dataset_paths
+from erniekit_ext.plan import count_samples, dataset_paths
+from erniekit_ext.run_folder import RESOLVED, last_checkpoint, write_resolved
 from erniekit_ext.bridge.runtime import isolated
 from erniekit_ext.bridge.settings import Settings
 
@@ -101,10 +101,6 @@ def schedule(optimizer, s: Settings, total: int):
         name, extra = "cosine_with_min_lr", {"min_lr_rate": s.min_lr / s.learning_rate}
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total,
                          scheduler_specific_kwargs=extra)
-
-
-def count_samples(paths: list[Path]) -> int:
-    return sum(1 for p in paths for _ in iter_lines(p))
 
 
 class World:
@@ -234,9 +230,8 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
     run_dir = Path(run_dir)
     if world.lead:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not (run_dir / "resolved.yaml").exists():  # `ocrsft train` writes its own
-            (run_dir / "resolved.yaml").write_text(yaml.safe_dump({"engine": "torch", **cfg},
-                                                                  sort_keys=False, allow_unicode=True))
+        if not (run_dir / RESOLVED).exists():  # `ocrsft train` writes its own
+            write_resolved({"engine": "torch", **cfg}, run_dir)
     say = (lambda *a, **k: print(*a, **k, flush=True)) if world.lead else (lambda *a, **k: None)
     torch.manual_seed(s.seed)
     random.seed(s.seed)
@@ -271,7 +266,7 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
     groups = param_groups(model, fam, s)
     optimizer = torch.optim.AdamW(groups, lr=s.learning_rate, betas=(s.adam_beta1, s.adam_beta2))
     paths = dataset_paths(s.train_dataset_path)
-    n = count_samples(paths)
+    n = sum(count_samples(p)[0] for p in paths)
     if n == 0:
         raise UserError(s.train_dataset_path, "holds no samples")
     per_step = s.per_device_train_batch_size * s.gradient_accumulation_steps * world.size
@@ -288,7 +283,7 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
     # Resume where the last checkpoint stopped.
     state = {"step": 0, "epoch": 0, "batches_done": 0, "tokens": 0, "first_loss": None}
     if resume:
-        last = max(checkpoint.checkpoints(run_dir), key=checkpoint.step_of, default=None)
+        last = last_checkpoint(run_dir)
         if last is None:
             say(f"train: no checkpoint in {run_dir}; starting from step 0")
         else:

@@ -188,7 +188,8 @@ def launch(cfg: dict, run_dir: Path, *, resume: bool = False, where=None,
                         + ". Run `make setup-erniekit`, use the Docker image (make docker-train) "
                         "or engine: paddleformers")
     from erniekit_ext import compat
-    from erniekit_ext.engines.paddleformers import absolute_paths, data_dir, last_checkpoint
+    from erniekit_ext.engines.paddleformers import absolute_paths, data_dir
+    from erniekit_ext.run_folder import last_checkpoint
 
     gpu = compat.has_gpu()
     run_dir = Path(run_dir).resolve()

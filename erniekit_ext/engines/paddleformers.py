@@ -32,11 +32,7 @@ import yaml
 from erniekit_ext import compat
 from erniekit_ext.distributed import Layout, paddle_launch_command
 from erniekit_ext.plan import dataset_paths
-
-def last_checkpoint(output_dir: Path) -> Path | None:
-    ckpts = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return max(ckpts, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
+from erniekit_ext.run_folder import last_checkpoint, write_resolved
 
 def paddle_weights_for_resume(ckpt: Path) -> None:
     """The trainer saves checkpoints in HF layout but resumes only from Paddle's
@@ -52,13 +48,6 @@ def paddle_weights_for_resume(ckpt: Path) -> None:
             "paddle.save(m.state_dict(), sys.argv[2])")
     subprocess.run([sys.executable, "-c", code, str(ckpt), str(target)], check=True,
                    capture_output=True)
-
-
-def write_resolved(cfg: dict, run_dir: Path) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "resolved.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-    return path
 
 
 def distributed_command(resolved: Path, lay: Layout, log_dir: Path | None = None) -> list[str]:
