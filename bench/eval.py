@@ -5,14 +5,14 @@
 
 TEDS: the same pairs (the 21 official demo pairs in ../shared/data/pubtabnet/teds_golden,
 plus the 15 PubTabNet examples against their OTSL round trip, both TEDS and
-TEDS-S) are scored by `inference.metrics.table.teds` and by a plain restatement
+TEDS-S) are scored by `evaluation.metrics.table.teds` and by a plain restatement
 of the official ibm-aur-nlp/PubTabNet `src/metric.py` written below (the
 `TableTree` + APTED config with a pure-Python Levenshtein, as `distance` 0.1.3
 computes it), in one run. Scores must be identical; the ratio is baseline
 time / ours. The baseline must also reproduce the published golden scores.
 
 CER: N (pred, ref) pairs made from the real ICDAR2015 labels with edits
-applied, scored by `inference.metrics.ocr.cer`, against a plain pure-Python
+applied, scored by `evaluation.metrics.ocr.cer`, against a plain pure-Python
 Levenshtein on 2k of them (extrapolated per pair).
 """
 from __future__ import annotations
@@ -34,8 +34,8 @@ SHARED = Path(os.environ.get("OCRSFT_SHARED", ROOT.parent / "shared")) / "data"
 
 from converters.otsl import html_to_otsl  # noqa: E402
 from converters.pubtabnet import pubtabnet_html  # noqa: E402
-from inference.metrics.ocr import cer  # noqa: E402
-from inference.metrics.table import otsl_document, teds  # noqa: E402
+from evaluation.metrics.ocr import cer  # noqa: E402
+from evaluation.metrics.table import otsl_document, teds  # noqa: E402
 
 # ---------------------------------------------------------------- the official algorithm, restated
 

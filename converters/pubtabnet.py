@@ -54,7 +54,7 @@ def table_sample(image: str, html: str) -> dict:
     The source HTML rides along as `reference_html`: training reads only image_info
     and text_info (converters/erniekit.py normalises other keys away), while
     `ocrsft infer` copies it into its rows so that `ocrsft eval` scores official
-    TEDS against it (inference/metrics/table.py)."""
+    TEDS against it (evaluation/metrics/table.py)."""
     try:
         otsl = html_to_otsl(html)
         check_otsl(otsl)

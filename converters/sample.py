@@ -1,20 +1,24 @@
-"""The ERNIEKit JSONL sample: how to build one and how to check one.
+"""The ERNIEKit JSONL sample: how to build one, check one, and read one as a request.
 
     >>> make_sample(["imgs/a.png"], [("OCR:", "hello")])
     {'image_info': [{'matched_text_index': 0, 'image_url': 'imgs/a.png'}],
      'text_info': [{'text': 'OCR:', 'tag': 'mask'}, {'text': 'hello', 'tag': 'no_mask'}]}
 
-Every converter ends in `make_sample`; every sample written passes `check_sample`.
+Every converter ends in `make_sample`; every sample written passes `check_sample`;
+`requests_from` is how infer, parity and the decoded eval during training read a sample.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from converters.errors import SampleError
+from converters.jsonl import dumps, iter_jsonl
 
 MAX_IMAGE_SIDE = 20000
 MIN_IMAGE_SIDE = 4
@@ -190,3 +194,36 @@ def relocate(ref: str, image_root: Path, out_dir: Path, absolute: bool,
 @lru_cache(maxsize=1024)
 def _relpath(folder: str, out_dir: str) -> str:
     return os.path.relpath(folder, real_dir(out_dir))
+
+
+# --- a sample as a model is asked it: what infer, parity and the decoded eval read ----------
+
+@dataclass
+class Request:
+    id: str
+    prompt: str
+    image: str | None
+    reference: str
+    error: str | None = None
+    reference_html: str | None = None  # a table sample's source HTML (converters/pubtabnet.py)
+
+
+def requests_from(data: Path, image_root: Path | None = None) -> Iterator[Request]:
+    """One request per ERNIEKit sample: first image, first prompt, first answer.
+
+    Image paths follow converters/sample.py's rule (relative to the JSONL; `image_root`
+    confines only when given)."""
+    for line, obj in iter_jsonl(data):
+        sid = str(obj.get("id") or hashlib.sha1(dumps(obj).encode()).hexdigest()[:16])
+        texts = obj.get("text_info") or [{}]
+        prompt = texts[0].get("text", "")
+        reference = texts[1].get("text", "") if len(texts) > 1 else ""
+        images = obj.get("image_info") or []
+        html = obj.get("reference_html")
+        req = Request(sid, prompt, None, reference, reference_html=html if isinstance(html, str) else None)
+        if images:
+            try:
+                req.image = str(jsonl_image(images[0].get("image_url", ""), data, image_root))
+            except SampleError as e:
+                req.error = f"{data}:{line}: {e.reason}"
+        yield req

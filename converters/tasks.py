@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class Task:
     name: str          # short key used on the CLI: --task ocr
     prompt: str        # the exact text of the `mask` turn
-    metric: str        # which metric family inference/metrics applies
+    metric: str        # which metric family evaluation/metrics applies
     prompt_label: str  # doc_parser's --prompt_label for this task ("" if none)
 
 

@@ -5,7 +5,7 @@ the model reads. Users ask for the number they will be judged on (ERNIE issue
 1334), so with `eval_generation_samples: N` every evaluation also greedily
 decodes the first N samples of `eval_dataset_path` with the model being trained,
 scores each by its family, picked from its prompt exactly as `ocrsft eval` picks
-it (inference/evaluate.py `task_of`, `score_one`, default scoring options), and
+it (evaluation/evaluate.py `task_of`, `score_one`, default scoring options), and
 logs, next to `eval/loss`, each family's aggregate main score:
 
     eval/cer, eval/exact_match   OCR samples: mean CER, share read exactly
@@ -27,8 +27,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from converters.jsonl import dumps
-from inference.evaluate import FAMILIES, Scoring, main_key, score_one, task_of
-from inference.predict import requests_from
+from evaluation.evaluate import FAMILIES, Scoring, main_key, score_one, task_of
+from converters.sample import requests_from
 
 LOGGED = {"ocr": ("cer", "exact_match"), "kie": ("field_f1", "anls")}  # else the family's main score
 

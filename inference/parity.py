@@ -119,7 +119,7 @@ def trained_template(model_dir: Path) -> str:
 def check(model_dir: Path, data: Path, samples: int = 8, image_root: Path | None = None,
           device: str = "auto") -> dict:
     """Compare the first `samples` samples; returns counts and the first difference found."""
-    from inference.predict import requests_from
+    from converters.sample import requests_from
 
     data, model_dir = Path(data), Path(model_dir)
     if not data.is_file():

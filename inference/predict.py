@@ -29,53 +29,20 @@ in which every sample failed exits 1 with the first error.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from tqdm import tqdm
 
-from converters.errors import SampleError, UserError
+from converters.errors import UserError
 from converters.jsonl import dumps, iter_jsonl, iter_lines
-from converters.sample import jsonl_image
+from converters.sample import Request, requests_from
 from converters.tasks import task_for_prompt
 from erniekit_ext import model_folder
 
 BACKENDS = ("native", "vllm-server", "sglang-server", "fastdeploy-server")
-
-
-@dataclass
-class Request:
-    id: str
-    prompt: str
-    image: str | None
-    reference: str
-    error: str | None = None
-    reference_html: str | None = None  # a table sample's source HTML (converters/pubtabnet.py)
-
-
-def requests_from(data: Path, image_root: Path | None = None) -> Iterator[Request]:
-    """One request per ERNIEKit sample: first image, first prompt, first answer.
-
-    Image paths follow converters/sample.py's rule (relative to the JSONL; `image_root`
-    confines only when given)."""
-    for line, obj in iter_jsonl(data):
-        sid = str(obj.get("id") or hashlib.sha1(dumps(obj).encode()).hexdigest()[:16])
-        texts = obj.get("text_info") or [{}]
-        prompt = texts[0].get("text", "")
-        reference = texts[1].get("text", "") if len(texts) > 1 else ""
-        images = obj.get("image_info") or []
-        html = obj.get("reference_html")
-        req = Request(sid, prompt, None, reference, reference_html=html if isinstance(html, str) else None)
-        if images:
-            try:
-                req.image = str(jsonl_image(images[0].get("image_url", ""), data, image_root))
-            except SampleError as e:
-                req.error = f"{data}:{line}: {e.reason}"
-        yield req
 
 
 def load_native(model_dir: Path, device: str = "auto"):

@@ -69,7 +69,7 @@ def main(args) -> int:
     clock.mark("after")
 
     png = plot_loss(run / "tensorboard", out / "loss.png", title="demo: fine-tuning to letters")
-    from inference.compare import compare, write_report
+    from evaluation.compare import compare, write_report
 
     report = write_report(compare(out / "pred_before.jsonl", out / "pred_after.jsonl"),
                           out / "compare", out / "pred_before.jsonl", out / "pred_after.jsonl")

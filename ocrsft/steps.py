@@ -69,7 +69,7 @@ def train(cfg: dict, ours: dict, run_dir: Path) -> None:
 
 def heldout_cer(model_dir: Path, data: Path, out: Path, max_new_tokens: int = 16) -> float:
     """Predict the held-out set through the `paddleocr doc_parser` pipeline and score CER."""
-    from inference.evaluate import aggregate, score_rows, write_report
+    from evaluation.evaluate import aggregate, score_rows, write_report
     from inference.predict import predict_file
 
     out.unlink(missing_ok=True)

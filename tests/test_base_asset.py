@@ -10,7 +10,7 @@ import pytest
 from converters.sample import make_sample
 from converters.synth_lines import render_lines
 from erniekit_ext.model_folder import check_model_folder
-from inference.evaluate import aggregate, score_rows
+from evaluation.evaluate import aggregate, score_rows
 from inference.predict import predict_file
 from ocrsft.pretrain_tiny import ASSET, DIGITS, STYLE
 

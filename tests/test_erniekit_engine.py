@@ -284,7 +284,7 @@ def test_erniekit_trains_exports_and_serves(ernie_model, digit_lines, step_one, 
     assert check(export, digit_lines, samples=4)["differ"] == 0
     assert logit_gap(export, out, digit_lines.parent / "images" / "000000.png", tmp_path) < 1e-5
     # The ids ERNIEKit trained on (first batch: four copies of line 1) are the ids paddlex serves.
-    from inference.predict import requests_from
+    from converters.sample import requests_from
 
     req = next(iter(requests_from(digit_lines, digit_lines.parent)))
     labels = right[1]["labels"][0]

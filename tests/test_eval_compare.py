@@ -16,11 +16,11 @@ import pytest
 from converters.errors import UserError
 from converters.run import convert
 from converters.tasks import task_for_prompt
-from inference.compare import compare
-from inference.compare import write_report as compare_report
-from inference.evaluate import FAMILIES, aggregate, by_family, score_rows, write_report
+from evaluation.compare import compare
+from evaluation.compare import write_report as compare_report
+from evaluation.evaluate import FAMILIES, aggregate, by_family, score_rows, write_report
 from tests.test_metrics_table import OFFICIAL
-from inference.predict import requests_from
+from converters.sample import requests_from
 
 
 def preds(shared_data, tmp_path, name, damage):

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from converters.run import convert
-from inference.metrics.chart import ChartOptions, aggregate, points, score
+from evaluation.metrics.chart import ChartOptions, aggregate, points, score
 
 # Expected (rms_precision, rms_recall, rms_f1, rnss) from the reference implementation:
 # google-research/google-research deplot/metrics.py at commit 0282a25d1ce22da72e07f1bc680d2f9057a5e57f

@@ -5,7 +5,7 @@ import json
 
 from converters import boxes as fmt
 from converters.run import convert
-from inference.metrics.det import aggregate, boxes, iou, score
+from evaluation.metrics.det import aggregate, boxes, iou, score
 
 
 def answers(shared_data, tmp_path, **options) -> list[str]:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from converters.run import convert
-from inference.metrics.formula import aggregate, score, tokens, unwrap
+from evaluation.metrics.formula import aggregate, score, tokens, unwrap
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from converters.run import convert
-from inference.metrics.kie import aggregate, parse, score
+from evaluation.metrics.kie import aggregate, parse, score
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-from inference.metrics.ocr import Norm, aggregate, anls, cer, corpus_cer, ned, score
+from evaluation.metrics.ocr import Norm, aggregate, anls, cer, corpus_cer, ned, score
 
 
 def test_cer_and_ned_values():

@@ -11,8 +11,8 @@ import pytest
 
 from converters.pubtabnet import pubtabnet_html
 from converters.run import convert
-from inference.evaluate import Scoring, score_one
-from inference.metrics import omnidocbench
+from evaluation.evaluate import Scoring, score_one
+from evaluation.metrics import omnidocbench
 from tests.test_metrics_reference import rec_labels
 
 OMNI = Scoring(omnidocbench=True)

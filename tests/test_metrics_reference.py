@@ -12,7 +12,7 @@ import json
 import pytest
 
 from converters.run import convert
-from inference.metrics import kie, ocr
+from evaluation.metrics import kie, ocr
 
 
 def rec_labels(shared_data) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 from converters.otsl import otsl_to_html
 from converters.pubtabnet import pubtabnet_html
 from converters.run import convert
-from inference.metrics.table import aggregate, otsl_document, score, teds
+from evaluation.metrics.table import aggregate, otsl_document, score, teds
 
 
 def golden(shared_data):

@@ -8,7 +8,7 @@ from lxml import html as lhtml
 
 from converters.otsl import check_otsl, html_to_otsl, otsl_to_html, parse_otsl
 from converters.pubtabnet import pubtabnet_html
-from inference.metrics.table import otsl_document, teds
+from evaluation.metrics.table import otsl_document, teds
 
 # What OTSL cannot carry: table sections and inline markup (their text is kept).
 NOT_IN_OTSL = ("thead", "tbody", "b", "i", "sup", "sub")

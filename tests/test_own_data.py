@@ -55,7 +55,7 @@ def test_validate_accepts_what_convert_wrote(shared_data, tmp_path, absolute):
 
 def test_infer_parity_and_plan_read_the_same_paths(receipts, tiny_model):
     from erniekit_ext.plan import TokenCounter, profile_dataset
-    from inference.predict import requests_from
+    from converters.sample import requests_from
 
     reqs = list(requests_from(receipts / "val.jsonl"))
     assert reqs and all(r.error is None and Path(r.image).is_file() for r in reqs)
@@ -252,7 +252,7 @@ def test_default_max_new_tokens_covers_the_longest_reference(receipts):
 # --- KIE: a JSON answer cut off at max_new_tokens is scored on its finished fields -------------
 
 def test_truncated_json_is_scored_field_by_field(receipts):
-    from inference.metrics.kie import aggregate, score
+    from evaluation.metrics.kie import aggregate, score
 
     ref = json.loads((receipts / "train.jsonl").read_text().splitlines()[0])["text_info"][1]["text"]
     fields = json.loads(ref)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("ocrsft", "converters", "erniekit_ext", "inference")
+PACKAGES = ("ocrsft", "converters", "erniekit_ext", "inference", "evaluation")
 # compat_erniekit runs inside the ERNIEKit venv, where these come from the ERNIE checkout
 # (make setup-erniekit builds them from ../shared/vendor or ERNIE_ROOT), not from PyPI.
 ERNIE_CHECKOUT = {"ernie", "erniekit", "data_processor"}

@@ -10,7 +10,7 @@ import pytest
 from converters.errors import UserError
 from converters.run import convert
 from converters.tasks import task_for_prompt
-from inference.metrics.det import score
+from evaluation.metrics.det import score
 
 
 def test_seal_recognition_from_real_labels(shared_data, tmp_path):
@@ -32,7 +32,7 @@ def test_spotting_boxes_are_polygons():
     bounding rectangle 800x100. Polygon IoU = 60000 / 80000; a box metric would say 1."""
     tilted = "A<|LOC_0|><|LOC_0|><|LOC_600|><|LOC_0|><|LOC_800|><|LOC_100|><|LOC_200|><|LOC_100|>"
     rect = "A<|LOC_0|><|LOC_0|><|LOC_800|><|LOC_0|><|LOC_800|><|LOC_100|><|LOC_0|><|LOC_100|>"
-    from inference.metrics.det import boxes, iou
+    from evaluation.metrics.det import boxes, iou
 
     (_, a), (_, b) = boxes(tilted)[0], boxes(rect)[0]
     assert iou(a, b) == pytest.approx(0.75)

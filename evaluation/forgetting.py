@@ -3,7 +3,7 @@
 "Fine-tuned is worse than base" on everything outside the new domain is the
 recurring complaint (ERNIE #1431, #1348); PaddleFormers' 1.5 guide says to test
 the base before fine-tuning. `ocrsft compare BASE SFT --general-base GB
---general-sft GS` scores both pairs with the same code (inference/compare.py)
+--general-sft GS` scores both pairs with the same code (evaluation/compare.py)
 and reports, per metric family, the change of its main score on each:
 
     domain   ocr cer 0.412 -> 0.103 (better by 0.309)
@@ -14,7 +14,7 @@ A change smaller than `tolerance` (absolute, on the main score) counts as unchan
 """
 from __future__ import annotations
 
-from inference.evaluate import FAMILIES
+from evaluation.evaluate import FAMILIES
 
 TOLERANCE = 0.005
 

@@ -47,7 +47,7 @@ from lxml import etree, html
 from rapidfuzz.distance import Levenshtein
 
 from converters.otsl import html_to_otsl, otsl_to_html
-from inference.metrics.omnidocbench import table as normalized_table
+from evaluation.metrics.omnidocbench import table as normalized_table
 
 MAIN, LOWER_IS_BETTER = "teds", False
 FALLBACK_MAIN = "teds_otsl"  # the main score of rows without an HTML reference
@@ -202,7 +202,7 @@ def score(pred: str, ref: str, ref_html: str | None = None, *, strict: bool = Fa
     """`teds`/`teds_s`: official TEDS against the HTML reference (`ref_html`, else `ref` when it is
     HTML), only when there is one; `teds_otsl`/`teds_s_otsl`: both sides through OTSL, always.
     `omnidocbench`: `teds`/`teds_s` on both sides' HTML (OTSL rendered) after OmniDocBench's table
-    normalisation (inference/metrics/omnidocbench.py), as it scores tables."""
+    normalisation (evaluation/metrics/omnidocbench.py), as it scores tables."""
     po, ro = otsl_document(_as_otsl(pred)), otsl_document(_as_otsl(ref))
     out = {"teds_otsl": teds(po, ro), "teds_s_otsl": teds(po, ro, structure_only=True)}
     html_ref = ref_html or (ref if _is_html(ref) else None)

@@ -3,7 +3,7 @@
 Reads the rows `ocrsft infer` writes. Each row's metric family (ocr, table,
 formula, chart, kie, det) comes from `--task`, else the row's `task`, else its
 prompt (converters/tasks.py), so one file may mix tasks. Each family's module
-in inference/metrics scores the row, aggregates its rows, and names its main
+in evaluation/metrics scores the row, aggregates its rows, and names its main
 per-sample score (`MAIN`, `LOWER_IS_BETTER`; `main_key` for table, whose main score
 is official `teds` only where rows carry an HTML reference), which ranks the worst
 samples here and decides fixed/broken in `ocrsft compare`. Rows with an `error`
@@ -21,7 +21,7 @@ Scoring options (`Scoring`; the defaults are each reference implementation's own
 - `--normalize omnidocbench`: OmniDocBench's normalisation of text (ocr family),
   formulas (adds its `edit_dist`) and tables (TEDS on its normalised HTML, which
   rewraps every table, so `--strict-official` has no effect there), see
-  inference/metrics/omnidocbench.py.
+  evaluation/metrics/omnidocbench.py.
 
 Writes, into DIR (default PRED's stem + `_eval`): `per_sample.jsonl`,
 `metrics.json` keyed by family (`{"ocr": {"samples": …, "cer": …}, "kie": {…}}`,
@@ -38,9 +38,9 @@ from pathlib import Path
 from converters.errors import UserError
 from converters.jsonl import AtomicWriter, dumps, iter_jsonl, write_json
 from converters.tasks import TASKS, task_for_prompt
-from inference.metrics import chart, det, formula, kie, ocr, omnidocbench, table
-from inference.metrics.chart import ChartOptions
-from inference.metrics.ocr import Norm
+from evaluation.metrics import chart, det, formula, kie, ocr, omnidocbench, table
+from evaluation.metrics.chart import ChartOptions
+from evaluation.metrics.ocr import Norm
 
 FAMILIES = {"ocr": ocr, "table": table, "formula": formula, "chart": chart, "kie": kie, "det": det}
 WORST = 10      # worst samples shown per family

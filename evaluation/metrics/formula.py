@@ -19,7 +19,7 @@ whitespace between tokens never matters, while `\alpha x` and `\alphax` stay apa
   BLEU needs 4-grams, so a corpus of formulas under 4 tokens scores 0.
 - with `--normalize omnidocbench`, also `edit_dist`: OmniDocBench's per-formula
   character edit distance over the longer length, on its normalised LaTeX
-  (inference/metrics/omnidocbench.py), and `edit_dist_total` (aggregate): total
+  (evaluation/metrics/omnidocbench.py), and `edit_dist_total` (aggregate): total
   edits / total longer lengths, the figure OmniDocBench reports for a whole set.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from rapidfuzz.distance import Levenshtein
 from sacrebleu.metrics import BLEU
 
 from converters.latex import _WRAPPERS  # the delimiters the converters write and unwrap
-from inference.metrics.omnidocbench import formula as normalized_formula
+from evaluation.metrics.omnidocbench import formula as normalized_formula
 
 MAIN, LOWER_IS_BETTER = "token_ned", True
 

@@ -28,8 +28,8 @@ as `dataset/recog_dataset.py` applies it). Its rules, restated:
   `<html><body><table border="1" >…</table></body></html>`. No `<table`: "".
 
 Scores on the normalised strings are OmniDocBench's: text and formula by edit
-distance over the longer length (inference/metrics/ocr.py `ned`, its `Edit_dist`),
-tables by TEDS (inference/metrics/table.py, the same official code it runs).
+distance over the longer length (evaluation/metrics/ocr.py `ned`, its `Edit_dist`),
+tables by TEDS (evaluation/metrics/table.py, the same official code it runs).
 OmniDocBench also drops samples whose prediction is empty before scoring; ocrsft
 keeps them (an empty answer is a failure it must count).
 """

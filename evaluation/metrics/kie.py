@@ -17,7 +17,7 @@ it completed, and its row says `truncated: 1.0` (`truncated_rate` in the aggrega
 Values that are not strings are compared as their compact JSON.
 - `exact`: the two objects are equal (every key, every value);
 - `anls` (the main score): the mean over the reference's fields of ANLS(predicted
-  value, reference value) (inference/metrics/ocr.py: casefolded, threshold 0.5);
+  value, reference value) (evaluation/metrics/ocr.py: casefolded, threshold 0.5);
   a field the prediction lacks scores 0, extra fields cost nothing here;
 - field precision/recall/F1: a predicted field is right when the reference has the
   key and the same value (whitespace runs collapsed); aggregated over all fields of
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 
-from inference.metrics.ocr import anls
+from evaluation.metrics.ocr import anls
 
 MAIN, LOWER_IS_BETTER = "anls", False
 NORMS = ("casefold", "docvqa")   # `ocrsft eval --kie-norm`

@@ -3,7 +3,7 @@
 Both files are `ocrsft infer` outputs over the same data; rows pair up by id.
 The report gives metric deltas per metric family, and the samples fixed (their
 family's main per-sample score got better, e.g. lower CER or higher TEDS; see
-inference/evaluate.py `badness`) and broken, side by side.
+evaluation/evaluate.py `badness`) and broken, side by side.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 from converters.errors import UserError
 from converters.jsonl import write_json
 from converters.tasks import TASKS
-from inference.evaluate import Scoring, add_norm_args, badness, by_family, main_key, norm_of, rounded, score_rows
-from inference.metrics.ocr import Norm
+from evaluation.evaluate import Scoring, add_norm_args, badness, by_family, main_key, norm_of, rounded, score_rows
+from evaluation.metrics.ocr import Norm
 
 
 def compare(base: Path, sft: Path, task: str = "auto", norm: Norm | Scoring = Norm()) -> dict:
@@ -77,7 +77,7 @@ def main(args) -> int:
     report = write_report(result, args.out, args.base, args.sft)
     print(json.dumps(rounded(result["delta"])))
     if args.general_base:
-        from inference import forgetting
+        from evaluation import forgetting
 
         general = compare(args.general_base, args.general_sft, "auto", norm_of(args))
         v = forgetting.verdict(result, general)

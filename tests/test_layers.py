@@ -1,0 +1,38 @@
+"""The layout's one rule: imports run down the pipeline, never up.
+
+    converters (the core: samples, formats, tasks)  <-  evaluation (metrics, reports)
+      <-  erniekit_ext (plan, engines, bridge)  <-  inference (export, predict, parity)
+      <-  ocrsft (the CLI)
+
+Function-level imports count too: a lazy import upward is still a cycle in waiting."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ["converters", "evaluation", "erniekit_ext", "inference", "ocrsft"]
+
+
+def project_imports(py: Path):
+    for node in ast.walk(ast.parse(py.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top in LAYERS:
+                yield node.lineno, top
+
+
+def test_no_import_runs_upward():
+    upward = []
+    for level, pkg in enumerate(LAYERS):
+        for py in sorted((ROOT / pkg).rglob("*.py")):
+            for line, top in project_imports(py):
+                if LAYERS.index(top) > level:
+                    upward.append(f"{py.relative_to(ROOT)}:{line} imports {top}")
+    assert not upward, upward
