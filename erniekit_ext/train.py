@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from converters.errors import UserError
-from erniekit_ext import model_folder
+from erniekit_ext import engines, model_folder
 from erniekit_ext.config import evaluates, resolve
 from erniekit_ext.plan import (Plan, TokenCounter, dataset_paths, length_problem, profile_dataset,
                                resolve_and_plan)
@@ -186,23 +186,7 @@ def run(config: Path, overrides=(), resume: bool = False, overwrite: bool = Fals
     if lay.distributed:
         print(f"train: {lay.nproc_per_node} process(es) on each of {lay.nnodes} node(s), "
               f"world size {lay.world_size}; this is node {lay.node_rank}", flush=True)
-    if recipe.engine == "torch":
-        from erniekit_ext.bridge.launch import launch as bridge_launch
-
-        bridge_launch(cfg, out, resume=resume, lay=lay)
-    elif recipe.engine == "erniekit":
-        from erniekit_ext.engines.erniekit import launch
-
-        if nproc_per_node:  # `erniekit train` starts one worker per visible GPU itself
-            print("train: engine erniekit ignores --nproc-per-node; choose GPUs with "
-                  "CUDA_VISIBLE_DEVICES", flush=True)
-        launch(cfg, out, resume=resume, where=recipe.where, timeout_s=recipe.ours["erniekit_timeout_s"])
-    else:
-        from erniekit_ext.engines.paddleformers import generation_eval, launch
-
-        launch(cfg, out, resume=resume, augment=recipe.ours["ocr_augmentation"],
-               generation=generation_eval(cfg, recipe.ours["eval_generation_samples"],
-                                          recipe.ours["eval_generation_max_new_tokens"]), lay=lay)
+    engines.launch(recipe, cfg, out, resume=resume, lay=lay, nproc_per_node=nproc_per_node)
     if lead:
         report(cfg, plan, out)
     return out

@@ -23,12 +23,12 @@ from pathlib import Path
 from converters.errors import UserError
 from converters.image_tokens import IMAGE_TOKEN
 from erniekit_ext import model_folder
+from erniekit_ext.engines import ERNIEKIT_RESOLVED, engine_of_run
 
 COPY = ("config.json", "preprocessor_config.json", "tokenizer.model", "tokenizer_config.json",
         "special_tokens_map.json", "added_tokens.json")
 FROM_BASE = ("chat_template.jinja", "generation_config.json", "tokenizer_config.json",
              "special_tokens_map.json", "preprocessor_config.json")
-ERNIEKIT_RESOLVED = "resolved_erniekit.yaml"
 
 
 def resolved_key(run_dir: Path, key: str):
@@ -61,7 +61,7 @@ def erniekit_from_base(run_dir: Path) -> tuple[str, ...]:
     gelu_new (ernie/siglip/configuration.py:76, which paddleformers 1.2 rejects)
     and the special-token ids dropped; its added_tokens.json adds a <mask:0>
     beyond the embedding. SFT changes neither the architecture nor the vocabulary."""
-    return ("config.json",) if (run_dir / ERNIEKIT_RESOLVED).is_file() else ()
+    return ("config.json",) if engine_of_run(run_dir) == "erniekit" else ()
 
 
 def fill_missing_tensors(out: Path, base: Path) -> list[str]:
@@ -117,9 +117,7 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise UserError(str(run_dir), "run folder not found")
-    from erniekit_ext.bridge.checkpoint import read_marker
-
-    if read_marker(run_dir) is not None:
+    if engine_of_run(run_dir) == "torch":
         from erniekit_ext.bridge.merge import export as bridge_export
 
         return bridge_export(run_dir, out)

@@ -40,6 +40,7 @@ from pathlib import Path
 import yaml
 
 from converters.errors import UserError
+from erniekit_ext.engines import ERNIEKIT_RESOLVED
 
 ROOT = Path(__file__).resolve().parents[2]
 NEEDED = {
@@ -198,7 +199,7 @@ def launch(cfg: dict, run_dir: Path, *, resume: bool = False, where=None,
     ckpt = last_checkpoint(Path(ernie["output_dir"])) if resume else None
     if ckpt is not None:
         ernie["resume_from_checkpoint"] = str(ckpt)
-    resolved = run_dir / "resolved_erniekit.yaml"
+    resolved = run_dir / ERNIEKIT_RESOLVED
     tmp = resolved.with_suffix(".part")
     tmp.write_text(yaml.safe_dump(ernie, sort_keys=False, allow_unicode=True))
     tmp.replace(resolved)
