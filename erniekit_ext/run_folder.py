@@ -6,6 +6,7 @@ engines, export and resume agree on what a run is.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,7 @@ from converters.jsonl import AtomicWriter, write_json
 
 RESOLVED = "resolved.yaml"
 PLAN_FILES = (RESOLVED, "plan.json")  # what `plan` leaves in a run folder
+MARKER = "ocrsft_run.json"  # a finished torch-engine run: what export needs to merge it
 
 
 def write_resolved(cfg: dict, folder: Path, note: str = "the engine's keys exactly as launched") -> Path:
@@ -30,6 +32,18 @@ def write_run_files(cfg: dict, plan, run_dir: Path, ours: dict | None = None) ->
     path = write_resolved(cfg, run_dir, "the engine's keys as planned by `ocrsft plan`")
     write_json(run_dir / "plan.json", {**plan.as_dict(), "ocrsft": ours or {}})
     return path
+
+
+def write_marker(run_dir: Path, info: dict) -> None:
+    write_json(run_dir / MARKER, {"engine": "torch", **info})
+
+
+def read_marker(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / MARKER
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    return info if info.get("engine") == "torch" else None
 
 
 def step_of(path: Path) -> int:

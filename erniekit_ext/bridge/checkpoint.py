@@ -20,7 +20,6 @@ from converters.jsonl import write_json
 from erniekit_ext.bridge.families import Family, tower_of
 from erniekit_ext.run_folder import checkpoints
 
-MARKER = "ocrsft_run.json"
 
 
 def base_name(name: str) -> str | None:
@@ -88,15 +87,3 @@ def load(ckpt: Path, model, optimizer, scheduler, rank: int = 0) -> dict:
     rng = [rng] if isinstance(rng, torch.Tensor) else rng  # one process's state, as saved before
     torch.set_rng_state(rng[rank % len(rng)])
     return json.loads((ckpt / "state.json").read_text())
-
-
-def write_marker(run_dir: Path, info: dict) -> None:
-    write_json(run_dir / MARKER, {"engine": "torch", **info})
-
-
-def read_marker(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / MARKER
-    if not path.is_file():
-        return None
-    info = json.loads(path.read_text())
-    return info if info.get("engine") == "torch" else None

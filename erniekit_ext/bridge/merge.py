@@ -13,9 +13,10 @@ from pathlib import Path
 
 from converters.errors import UserError
 from converters.jsonl import write_json
-from erniekit_ext.bridge import checkpoint, families
+from erniekit_ext.bridge import families
 from erniekit_ext.bridge.data import Codec, Tally, collate, examples
 from erniekit_ext.plan import dataset_paths
+from erniekit_ext.run_folder import MARKER, read_marker
 from erniekit_ext.bridge.generate import META
 from erniekit_ext.bridge.runtime import isolated
 
@@ -45,9 +46,9 @@ def export(run_dir: Path, out_dir: Path) -> Path:
     import torch
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    info = checkpoint.read_marker(run_dir)
+    info = read_marker(run_dir)
     if info is None:
-        raise UserError(str(run_dir), f"is not a finished torch-engine run (no {checkpoint.MARKER})")
+        raise UserError(str(run_dir), f"is not a finished torch-engine run (no {MARKER})")
     fam = families.FAMILIES[info["family"]]
     final = run_dir / info["final"]
     processor = families.load_processor(final, fam)

@@ -45,7 +45,7 @@ from converters.errors import UserError
 from erniekit_ext.bridge import checkpoint, families, quant
 from erniekit_ext.bridge.data import IGNORE, Codec, Tally, collate, examples, length_grouped
 from erniekit_ext.plan import count_samples, dataset_paths
-from erniekit_ext.run_folder import RESOLVED, last_checkpoint, write_resolved
+from erniekit_ext.run_folder import RESOLVED, last_checkpoint, write_marker, write_resolved
 from erniekit_ext.bridge.runtime import isolated
 from erniekit_ext.bridge.settings import Settings
 
@@ -361,7 +361,7 @@ def run(cfg: dict, run_dir: Path, resume: bool = False) -> None:
         processor.save_pretrained(final)
         after = checkpoint.tower_checksums(
             {n: full[n] for n, _ in model.named_parameters()} if sharded else model, fam)
-        checkpoint.write_marker(run_dir, {
+        write_marker(run_dir, {
             "family": fam.name, "base_model": str(model_dir.resolve()), "fine_tuning": s.fine_tuning,
             "final": "final", "template": codec.template.name, "system_prompt": s.system_prompt,
             "max_seq_len": s.max_seq_len, "max_image_size": s.max_image_size,

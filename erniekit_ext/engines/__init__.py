@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from erniekit_ext.distributed import Layout
+from erniekit_ext.run_folder import read_marker
 
 ENGINES = ("paddleformers", "erniekit", "torch")
 ERNIEKIT_RESOLVED = "resolved_erniekit.yaml"  # the erniekit engine's recipe, in ERNIEKit's schema
@@ -46,8 +47,6 @@ def launch(recipe, cfg: dict, run_dir: Path, *, resume: bool, lay: Layout,
 def engine_of_run(run_dir: Path) -> str:
     """Which engine wrote `run_dir`: each leaves its own mark (the bridge its marker file,
     ERNIEKit its own recipe); anything else is a PaddleFormers run."""
-    from erniekit_ext.bridge.checkpoint import read_marker
-
     if read_marker(run_dir) is not None:
         return "torch"
     if (Path(run_dir) / ERNIEKIT_RESOLVED).is_file():
