@@ -13,7 +13,6 @@ working batch shows it.)
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -290,8 +289,11 @@ def test_erniekit_trains_exports_and_serves(ernie_model, digit_lines, step_one, 
     labels = right[1]["labels"][0]
     start = next(i for i, t in enumerate(labels) if t != -100)
     assert right[1]["input_ids"][0][:start] == ServedPrompt(export)(req.image, req.prompt)
-    two = tmp_path / "two.jsonl"
-    two.write_text("".join(digit_lines.read_text().splitlines(keepends=True)[:2]))
+    two = tmp_path / "two.jsonl"  # elsewhere than its images: absolute paths, confined to their root
+    rows = [json.loads(line) for line in digit_lines.read_text().splitlines()[:2]]
+    for row in rows:
+        row["image_info"][0]["image_url"] = str(digit_lines.parent / row["image_info"][0]["image_url"])
+    two.write_text("".join(json.dumps(row) + "\n" for row in rows))
     pred = tmp_path / "pred.jsonl"
     res = subprocess.run([sys.executable, "-m", "ocrsft", "infer", str(export), "--data", str(two),
                           "--image-root", str(digit_lines.parent), "-o", str(pred)],
