@@ -50,13 +50,17 @@ def tiny_train_config(model: Path, data: Path, out: Path, steps: int = 12) -> di
 @pytest.fixture(scope="session")
 def trained_run(tiny_model, digit_lines, tmp_path_factory) -> Path:
     """A full fine-tune of the tiny model, run in a subprocess like `ocrsft train` does on CPU."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    return train_in_subprocess(tiny_train_config(tiny_model, digit_lines, out), out)
+
+
+def train_in_subprocess(cfg: dict, out: Path) -> Path:
+    """The paddleformers engine on `cfg` in a fresh interpreter, as `ocrsft train` runs on CPU."""
     import subprocess
     import sys
 
     import yaml
 
-    out = tmp_path_factory.mktemp("run") / "run"
-    cfg = tiny_train_config(tiny_model, digit_lines, out)
     cfg_file = out.parent / "cfg.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     code = ("import sys, yaml; from pathlib import Path; "

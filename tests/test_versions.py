@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from converters.errors import UserError
 from erniekit_ext import model_folder
@@ -20,7 +19,7 @@ from erniekit_ext.config import resolve
 from erniekit_ext.train import check_version
 from inference.export import export
 from ocrsft.cli import main
-from tests.fixtures_model import tiny_train_config
+from tests.fixtures_model import tiny_train_config, train_in_subprocess
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +41,7 @@ def train(model: Path, data: Path, out: Path, template: str) -> Path:
     the template given: what a user's own script does (`ocrsft train` refuses a mismatch)."""
     cfg = tiny_train_config(model, data, out, steps=12)
     cfg["template"] = template
-    cfg_file = out.parent / "cfg.yaml"
-    cfg_file.write_text(yaml.safe_dump(cfg))
-    code = ("import sys, yaml; from pathlib import Path; "
-            "from erniekit_ext.engines.paddleformers import launch; "
-            "launch(yaml.safe_load(open(sys.argv[1])), Path(sys.argv[2]), augment=False)")
-    subprocess.run([sys.executable, "-c", code, str(cfg_file), str(out)], check=True,
-                   capture_output=True)
-    return out
+    return train_in_subprocess(cfg, out)
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from converters.errors import UserError
 from erniekit_ext.bridge.families import CANONICAL, TEMPLATES
-
-FREEZE_WORDS = ("freeze_vision", "freeze_llm", "freeze_aligner")   # PaddleFormers' freeze_config
+from erniekit_ext.config import FREEZE  # PaddleFormers' freeze_config words, for every engine
 
 
 @dataclass
@@ -82,9 +81,9 @@ class Settings:
             self.lora_target_modules = [m.strip() for m in self.lora_target_modules.split(",")]
         if isinstance(self.lora_towers, str):
             self.lora_towers = [t.strip() for t in self.lora_towers.split(",")]
-        unknown = [w for w in self.freeze_config.split() if w not in FREEZE_WORDS]
+        unknown = [w for w in self.freeze_config.split() if w not in FREEZE]
         if unknown:
-            raise UserError("freeze_config", f"{unknown} not among {list(FREEZE_WORDS)}")
+            raise UserError("freeze_config", f"{unknown} not among {list(FREEZE)}")
         if self.template is not None and self.template not in TEMPLATES:
             raise UserError("template", f"{self.template!r} is not one of {sorted(TEMPLATES)}")
         if self.lr_scheduler_type not in ("cosine", "linear", "constant"):
