@@ -7,7 +7,9 @@ switches transformers' torch off on purpose, see engine-facts) and training adds
 hundreds of DEBUG lines. Hidden by default:
 - Python `warnings` from any module (and in child processes, via PYTHONWARNINGS);
 - DEBUG and WARNING records of the PaddleFormers and paddlex loggers (INFO, the
-  training log, and ERROR stay);
+  training log, and ERROR stay), and PaddleFormers' `[DataLoad global_step: N]`
+  timing line, which its trainer logs at INFO after every step whatever
+  `logging_steps` says (trainer.py, the step loop);
 - transformers' advisory warnings and paddle's C++ (glog) INFO/WARNING lines.
 `ocrsft --verbose CMD ...` (or `OCRSFT_VERBOSE=1`) shows everything. Variables a
 user set already are left as they are.
@@ -27,11 +29,18 @@ ENV = {
 }
 
 
+PER_STEP = "[DataLoad global_step:"
+
+
 class DropNoise(logging.Filter):
-    """Keeps INFO-family records (the training log) and ERROR+; drops DEBUG and WARNING."""
+    """Keeps INFO-family records (the training log) and ERROR+; drops DEBUG, WARNING and
+    the per-step data-loading line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or logging.INFO <= record.levelno < logging.WARNING
+        if record.levelno >= logging.ERROR:
+            return True
+        return logging.INFO <= record.levelno < logging.WARNING and \
+            not str(record.msg).startswith(PER_STEP)
 
 
 def take_verbose(argv: list[str]) -> tuple[list[str], bool]:

@@ -386,6 +386,21 @@ def test_receipts_end_to_end_from_raw_labels_to_compare(clone):
 
 # --- quiet by default --------------------------------------------------------------------------
 
+def test_quiet_keeps_the_training_log_and_drops_per_step_noise():
+    import logging
+
+    from ocrsft.quiet import DropNoise
+
+    def kept(level, msg):
+        return DropNoise().filter(logging.LogRecord("PaddleFormers", level, __file__, 1, msg, None, None))
+
+    assert kept(logging.INFO, "{'loss': 2.1, 'learning_rate': 0.001, 'global_step': 10}")
+    assert kept(logging.ERROR, "[DataLoad global_step: 3] failed")
+    assert not kept(logging.INFO, "[DataLoad global_step: 1329] data_load_time: 0.13 ms "
+                                  "(accumulated over 1 micro-batches)")
+    assert not kept(logging.DEBUG, "padding to 48") and not kept(logging.WARNING, "deprecated")
+
+
 def test_third_party_noise_is_hidden_unless_verbose(tmp_path):
     from ocrsft.quiet import ENV
 
