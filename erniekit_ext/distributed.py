@@ -128,26 +128,25 @@ def torchrun_command(lay: Layout, module: str, *args: str, python: str = sys.exe
 
 # --- inside a worker -------------------------------------------------------------------------
 
-def rank() -> int:
-    """This worker's global rank under either launcher (0 outside one)."""
-    for name in ("RANK", "PADDLE_TRAINER_ID"):
+def _first_int(names: tuple[str, ...], default: int) -> int:
+    """The first of these variables that holds a number: torchrun's name, then Paddle's."""
+    for name in names:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
-    return 0
+    return default
+
+
+def rank() -> int:
+    """This worker's global rank under either launcher (0 outside one)."""
+    return _first_int(("RANK", "PADDLE_TRAINER_ID"), 0)
 
 
 def world_size() -> int:
-    for name in ("WORLD_SIZE", "PADDLE_TRAINERS_NUM"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 1
+    return _first_int(("WORLD_SIZE", "PADDLE_TRAINERS_NUM"), 1)
 
 
 def local_rank() -> int:
-    for name in ("LOCAL_RANK", "PADDLE_LOCAL_RANK"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 0
+    return _first_int(("LOCAL_RANK", "PADDLE_LOCAL_RANK"), 0)
 
 
 def under_torchrun() -> bool:
