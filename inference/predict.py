@@ -254,13 +254,24 @@ def done_ids(out: Path, retry_errors: bool = True) -> set[str]:
 DEFAULT_MAX_NEW_TOKENS = 256
 
 
-def covering_max_new_tokens(data: Path, image_root: Path | None = None) -> int:
+def scan(data: Path, image_root: Path | None = None) -> tuple[int, int]:
+    """(samples, the longest reference answer's UTF-8 bytes), in the one pass made before
+    predicting: the progress bar's total and the default budget's measure."""
+    n = longest = 0
+    for req in requests_from(data, image_root):
+        n, longest = n + 1, max(longest, len(req.reference.encode("utf-8")))
+    return n, longest
+
+
+def budget_for(longest: int) -> int:
     """The default budget: 256, or more when a reference answer is longer. A reference's
     UTF-8 bytes + EOS bound its tokens with any tokenizer (byte fallback included), so a
     JSON answer is never cut before its closing brace by the budget alone."""
-    longest = max((len(r.reference.encode("utf-8")) for r in requests_from(data, image_root)),
-                  default=0)
     return max(DEFAULT_MAX_NEW_TOKENS, longest + 1)
+
+
+def covering_max_new_tokens(data: Path, image_root: Path | None = None) -> int:
+    return budget_for(scan(data, image_root)[1])
 
 
 def predict_file(model_dir: Path | None, data: Path, out: Path, *, via: str = "native",
@@ -271,15 +282,17 @@ def predict_file(model_dir: Path | None, data: Path, out: Path, *, via: str = "n
     data = Path(data)
     if backend != "native" and not server_url:
         raise UserError("--server-url", f"backend {backend} needs the server's URL")
-    if max_new_tokens is None:
-        max_new_tokens = covering_max_new_tokens(data, image_root)
+    if max_new_tokens is None:  # the budget's pass also counts, for the bar
+        total, longest = scan(data, image_root)
+        max_new_tokens = budget_for(longest)
+    else:
+        total = sum(1 for _ in iter_lines(data))
     predictor = open_predictor(model_dir, via, backend, server_url, concurrency, max_new_tokens,
                                device, batch_size)
     skip = done_ids(out, retry_errors)
     counts = {"predicted": 0, "errors": 0, "skipped": 0}
 
     def pending() -> Iterator[Request]:
-        total = sum(1 for _ in iter_lines(data))  # a count for the bar; requests still stream
         for req in tqdm(requests_from(data, image_root), total=total, desc="infer",
                         disable=not progress):
             if req.id in skip:
