@@ -24,22 +24,22 @@ MODEL     ?=
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "	"
 
-$(STAMP): pyproject.toml requirements.lock erniekit_ext/install.py
+$(STAMP): pyproject.toml requirements.lock ocrsft/install.py
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python erniekit_ext/install.py --venv $(VENV)
+	$(BIN)/python ocrsft/install.py --venv $(VENV)
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv with pinned paddle, paddleformers, paddleocr (+ workarounds)
 
 $(TORCH): $(STAMP) requirements-torch.lock
-	$(BIN)/python erniekit_ext/install.py --venv $(VENV) --extra torch
+	$(BIN)/python ocrsft/install.py --venv $(VENV) --extra torch
 	@touch $(TORCH)
 
 setup-torch: $(TORCH) ## add the PyTorch bridge extras (CPU torch, transformers, peft; no torchvision)
 
-$(ERNIE): requirements-erniekit.lock erniekit_ext/install.py erniekit_ext/compat_erniekit.py
+$(ERNIE): requirements-erniekit.lock ocrsft/install.py erniekit_ext/compat.py
 	@test -x $(EVENV)/bin/python || $(PY) -m venv $(EVENV)
-	$(EVENV)/bin/python erniekit_ext/install.py --venv $(EVENV) --extra erniekit --ernie-root $(ERNIE_ROOT)
+	$(EVENV)/bin/python ocrsft/install.py --venv $(EVENV) --extra erniekit --ernie-root $(ERNIE_ROOT)
 	@touch $(ERNIE)
 
 setup-erniekit: $(ERNIE) ## create .venv-erniekit: ERNIEKit's own pins + ERNIE built from ERNIE_ROOT (engine: erniekit)

@@ -5,7 +5,7 @@ transformers `Trainer`, and its tokens/s and MFU at a 7B shape on a GPU.
     .venv/bin/python bench/bridge.py --rounds 1 --steps 40 --threads 2
     .venv/bin/python bench/bridge.py --gpu-shape     # CUDA only: Qwen2-7B + CLIP-L LLaVA, bf16 LoRA
 
-CPU mode. Both sides LoRA-train the same tiny LLaVA (erniekit_ext/bridge/tiny.py,
+CPU mode. Both sides LoRA-train the same tiny LLaVA (engines/bridge/tiny.py,
 `llava-clip`: Qwen2 LM hidden 64, CLIP tower hidden 32, 56-px images) on the same
 samples: the real ICDAR word crops in ../shared/data/paddleocr_rec with their
 labels, cycled to --samples lines. Same LoRA (r 8, alpha 16, dropout 0.05 on the
@@ -66,8 +66,8 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import Trainer, TrainingArguments
-from erniekit_ext.bridge import families
-from erniekit_ext.bridge.data import Codec, collate
+from engines.bridge import families
+from engines.bridge.data import Codec, collate
 
 model_dir, data, root, out, steps, batch, seed = sys.argv[1:8]
 torch.manual_seed(int(seed))
@@ -102,7 +102,7 @@ print("BENCH " + json.dumps({"tokens": seen[0], "runtime": result.metrics["train
 
 def make_data(work: Path, n: int) -> Path:
     """n ERNIEKit lines over the real word crops and their labels (absolute paths under REC)."""
-    from converters.sample import make_sample
+    from samples.sample import make_sample
 
     pairs = [line.split("\t") for name in ("rec_gt_train.txt", "rec_gt_test.txt")
              for line in (REC / name).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -127,7 +127,7 @@ def timed(cmd: list[str], threads: int) -> tuple[float, str]:
 def bridge_round(work: Path, model: Path, data: Path, r: int, args) -> tuple[float, float]:
     import yaml
 
-    from erniekit_ext.monitor import read_scalars
+    from training.monitor import read_scalars
 
     run = work / f"bridge{r}"
     cfg = work / f"bridge{r}.yaml"
@@ -149,7 +149,7 @@ def baseline_round(work: Path, model: Path, data: Path, r: int, args) -> tuple[f
 
 
 def cpu_bench(args) -> None:
-    from erniekit_ext.bridge import tiny
+    from engines.bridge import tiny
 
     work = Path(tempfile.mkdtemp(prefix="ocrsft-bench-bridge-"))
     try:
@@ -197,9 +197,9 @@ def lora_speed(model, cfg, device, dtype, batch: int, seq: int, steps: int,
     """Tokens/s of bridge-trainable LoRA steps on synthetic batches (two warm-up steps first)."""
     import torch
 
-    from erniekit_ext.bridge import families
-    from erniekit_ext.bridge.settings import Settings
-    from erniekit_ext.bridge.train import make_trainable, param_groups
+    from engines.bridge import families
+    from engines.bridge.settings import Settings
+    from engines.bridge.train import make_trainable, param_groups
 
     fam = families.FAMILIES["llava"]
     s = Settings(model_name_or_path="-", train_dataset_path="-", lora_rank=16, lora_alpha=32,

@@ -182,9 +182,9 @@ def ddp_worker(args) -> None:
     from torch.nn.parallel import DistributedDataParallel
 
     # As bench/bridge.py's lora_speed, with the trainable model wrapped in DDP.
-    from erniekit_ext.bridge import families
-    from erniekit_ext.bridge.settings import Settings
-    from erniekit_ext.bridge.train import make_trainable, param_groups
+    from engines.bridge import families
+    from engines.bridge.settings import Settings
+    from engines.bridge.train import make_trainable, param_groups
 
     fam = families.FAMILIES["llava"]
     s = Settings(model_name_or_path="-", train_dataset_path="-", lora_rank=16, lora_alpha=32,

@@ -3,7 +3,7 @@
     .venv/bin/python bench/infer.py                      # ~1 minute on 2 cores
     .venv/bin/python bench/infer.py --batch-size 16 --samples 64 --device gpu:0
 
-A tiny random LLaVA (erniekit_ext/bridge/tiny.py, `llava-clip`) greedily decodes the
+A tiny random LLaVA (engines/bridge/tiny.py, `llava-clip`) greedily decodes the
 real ICDAR word crops in ../shared/data/paddleocr_rec, cycled to --samples requests,
 through the bridge predictor that `ocrsft infer` uses: once one request per
 `generate` call, once --batch-size requests per call (left-padded), alternating
@@ -55,8 +55,8 @@ def main() -> int:
 
     import torch
 
-    from erniekit_ext.bridge import tiny
-    from erniekit_ext.bridge.generate import Predictor
+    from engines.bridge import tiny
+    from engines.bridge.generate import Predictor
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

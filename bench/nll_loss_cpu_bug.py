@@ -1,4 +1,4 @@
-"""Reproduce paddle's CPU `F.nll_loss` heap bug standalone (compat_erniekit workaround 6).
+"""Reproduce paddle's CPU `F.nll_loss` heap bug standalone (erniekit_ext.compat workaround 6).
 
 ERNIE's PaddleOCR-VL loss (ernie/modeling_paddleocr_vl.py:63) is F.nll_loss
 over labels that are mostly -100 (the prompt). On CPU paddle this corrupts the
@@ -8,7 +8,7 @@ so a crash is reported, not suffered:
 
     python bench/nll_loss_cpu_bug.py [--python PY ...] [--calls N]
 
-prints, per interpreter, what `F.nll_loss` did and what compat_erniekit's
+prints, per interpreter, what `F.nll_loss` did and what erniekit_ext.compat's
 `masked_nll` (the same loss by take_along_axis) did on the same inputs, and
 each one's largest distance from the same loss computed in numpy.
 """
@@ -29,7 +29,7 @@ sys.path.insert(0, sys.argv[3])
 import numpy as np
 import paddle
 import paddle.nn.functional as F
-from erniekit_ext.compat_erniekit import masked_nll
+from erniekit_ext.compat import masked_nll
 
 which, calls = sys.argv[1], int(sys.argv[2])
 paddle.seed(0)

@@ -36,7 +36,7 @@ CONFIG = ROOT / "configs" / "paddleocr_vl" / "cpu_tiny.yaml"
 
 BASELINE = """
 import os, sys, yaml
-from erniekit_ext import compat
+from engines.paddleformers import compat
 compat.apply()
 compat.set_template_augmentation(False)
 from paddleformers.cli.train.tuner import run_tuner
@@ -76,7 +76,7 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=512)
     args = ap.parse_args()
 
-    from erniekit_ext.tiny_model import build_tiny_model
+    from engines.paddleformers.tiny_model import build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="ocrsft-bench-train-"))
     try:

@@ -26,10 +26,10 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from converters.errors import SampleError
+from samples.errors import SampleError
 from converters.registry import Converter, Record
-from converters.sample import make_sample
-from converters.tasks import get_task
+from samples.sample import make_sample
+from samples.tasks import get_task
 
 TABLE_SUFFIXES = (".csv", ".json", ".md")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from converters.errors import SampleError
-from converters.jsonl import load_json_item
+from samples.errors import SampleError
+from samples.jsonl import load_json_item
 from converters.registry import Converter, Record
-from converters.sample import check_shape, is_url, real_dir
+from samples.sample import check_shape, is_url, real_dir
 
 
 class ERNIEKit(Converter):

@@ -10,7 +10,7 @@ r"""`html-table`: a table image plus its HTML -> table recognition in OTSL.
                    {"text": "<fcel>Total<lcel><nl><fcel>1<fcel>2<nl>", "tag": "no_mask"}],
      "reference_html": "<table><tr><td colspan=\"2\">Total</td></tr><tr><td>1</td><td>2</td></tr></table>"}
 
-The HTML -> OTSL step and its checks are converters/otsl.py's.
+The HTML -> OTSL step and its checks are formats/otsl.py's.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Iterator
 
 from converters.chart import find_image
-from converters.errors import SampleError
-from converters.jsonl import load_json_item
+from samples.errors import SampleError
+from samples.jsonl import load_json_item
 from converters.pubtabnet import table_sample
 from converters.registry import Converter, Record, json_records
 

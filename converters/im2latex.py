@@ -20,8 +20,8 @@ from array import array
 from pathlib import Path
 from typing import Iterator
 
-from converters.errors import SampleError, UserError
-from converters.jsonl import iter_lines
+from samples.errors import SampleError, UserError
+from samples.jsonl import iter_lines
 from converters.latex import FormulaConverter
 from converters.registry import Record
 

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from converters.errors import SampleError
-from converters.sample import MIN_IMAGE_SIDE
+from samples.errors import SampleError
+from samples.sample import MIN_IMAGE_SIDE
 
 
 def export_image(src: Path, image_root: Path, images_out: Path, max_side: int | None,

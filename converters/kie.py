@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from converters.sample import make_sample
-from converters.tasks import get_task
+from samples.sample import make_sample
+from samples.tasks import get_task
 
 
 def kie_answer(fields: dict) -> str:

@@ -14,48 +14,14 @@ images folder (`--images-out`, default OUT_images/), for full-page renders.
 """
 from __future__ import annotations
 
-import re
-
-from converters.errors import SampleError
+from formats.latex import formula_answer
+from samples.errors import SampleError
 from converters.registry import Converter, Record, split_image_line
-from converters.sample import make_sample
-from converters.tasks import get_task
+from samples.sample import make_sample
+from samples.tasks import get_task
 
-_LABEL = re.compile(r"\\label\s*\{[^{}]*\}")
-_WRAPPERS = (("\\[", "\\]"), ("$$", "$$"), ("\\(", "\\)"), ("$", "$"))
 INK_THRESHOLD = 200   # grey level below which a pixel counts as ink
 INK_MARGIN = 8        # px kept around the ink
-
-
-def check_braces(latex: str) -> None:
-    """Unescaped { and } must balance and never close before they open."""
-    depth, i = 0, 0
-    while i < len(latex):
-        c = latex[i]
-        if c == "\\":
-            i += 2  # \{ \} \\ are escapes, not groups
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth < 0:
-                raise SampleError(f"unbalanced_braces: '}}' at {i} closes nothing")
-        i += 1
-    if depth:
-        raise SampleError(f"unbalanced_braces: {depth} '{{' left open")
-
-
-def formula_answer(latex: str) -> str:
-    text = _LABEL.sub("", latex).strip()
-    for left, right in _WRAPPERS:
-        if len(text) >= len(left) + len(right) and text.startswith(left) and text.endswith(right):
-            text = text[len(left):len(text) - len(right)].strip()
-            break
-    if not text:
-        raise SampleError("empty_answer: no LaTeX")
-    check_braces(text)
-    return f"\\[{text}\\]"
 
 
 def crop_to_ink(image):

@@ -19,7 +19,7 @@ input is a JSON array or JSONL; text-only items (no `image`) are kept.
 from __future__ import annotations
 
 
-from converters.errors import SampleError
+from samples.errors import SampleError
 from converters.messages import ConversationConverter, image_list, turns_to_sample
 from converters.registry import Record
 

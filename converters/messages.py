@@ -28,8 +28,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from converters.errors import SampleError
-from converters.jsonl import load_json_item
+from samples.errors import SampleError
+from samples.jsonl import load_json_item
 from converters.registry import Converter, Record, json_records
 
 IMAGE_TAG = "<image>"

@@ -20,7 +20,7 @@ r"""`paddleocr-det`: PaddleOCR detection labels -> text spotting with boxes as t
 
 `###` marks illegible text: `-O illegible=drop` (default) leaves those boxes
 out; `-O illegible=keep` writes them with the text `###`. Boxes keep the
-label's order; coordinates are 0-1000 (converters/boxes.py, which cites
+label's order; coordinates are 0-1000 (formats/boxes.py, which cites
 how PaddleOCR-VL-1.5 itself writes and parses spotting answers).
 """
 from __future__ import annotations
@@ -28,11 +28,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from converters import boxes
-from converters.errors import SampleError
+from formats import boxes
+from samples.errors import SampleError
 from converters.registry import Converter, Record, split_image_line
-from converters.sample import check_image, make_sample, resolve_image
-from converters.tasks import get_task
+from samples.sample import check_image, make_sample, resolve_image
+from samples.tasks import get_task
 
 ILLEGIBLE = "###"
 
@@ -62,7 +62,7 @@ class PaddleOCRDet(Converter):
 
     def __init__(self, image_root, **options):
         super().__init__(image_root, **options)
-        from converters.errors import UserError
+        from samples.errors import UserError
 
         if self.options["style"] not in boxes.STYLES:
             raise UserError("-O style", f"{self.options['style']!r} is not one of {', '.join(boxes.STYLES)}")

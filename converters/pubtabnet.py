@@ -17,19 +17,19 @@ r"""`pubtabnet`: PubTabNet JSONL (structure tokens + cells) -> table recognition
 The cells fill the structure in order (after each `<td>`, or after the `>`
 that closes `<td colspan="2"`); single-character tokens are HTML-escaped and
 multi-character ones (`<b>`, `</i>`) are markup, the same rule as PubTabNet's
-own evaluation HTML. The HTML then goes through converters/otsl.py, and is kept
+own evaluation HTML. The HTML then goes through formats/otsl.py, and is kept
 as the sample's `reference_html` for official TEDS at evaluation.
 """
 from __future__ import annotations
 
 from html import escape
 
-from converters.errors import SampleError
-from converters.jsonl import load_json_item
-from converters.otsl import check_otsl, html_to_otsl
+from samples.errors import SampleError
+from samples.jsonl import load_json_item
+from formats.otsl import check_otsl, html_to_otsl
 from converters.registry import Converter, Record
-from converters.sample import make_sample
-from converters.tasks import get_task
+from samples.sample import make_sample
+from samples.tasks import get_task
 
 
 def pubtabnet_html(structure: list[str], cells: list[dict]) -> str:

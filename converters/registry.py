@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from converters.errors import SampleError, UserError
-from converters.jsonl import iter_json_records, iter_lines
+from samples.errors import SampleError, UserError
+from samples.jsonl import iter_json_records, iter_lines
 
 FORMATS = {  # name -> "module:Class"; modules are imported only when their format is used
     "paddleocr-rec": "converters.paddleocr_rec:PaddleOCRRec",

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from converters import image_tokens
-from converters.errors import SampleError, UserError
+from samples import image_tokens
+from samples.errors import SampleError, UserError
 from converters.images_out import export_image
-from converters.jsonl import AtomicWriter, dumps, write_json
+from samples.jsonl import AtomicWriter, dumps, write_json
 from converters.registry import FORMATS, Record, get_converter
-from converters.sample import (check_image, check_shape, is_url, real_image_path, relocate,
+from samples.sample import (check_image, check_shape, is_url, real_image_path, relocate,
                               resolve_image)
 
 EMIT_STYLES = ("erniekit", "messages")

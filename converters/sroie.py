@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from converters.errors import SampleError, UserError
+from samples.errors import SampleError, UserError
 from converters.kie import kie_sample
 from converters.registry import Converter, Record
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from converters.jsonl import AtomicWriter
+from samples.jsonl import AtomicWriter
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from converters.errors import SampleError
-from converters.jsonl import iter_lines
-from converters.sample import check_sample
+from samples.errors import SampleError
+from samples.jsonl import iter_lines
+from samples.sample import check_sample
 
 EXAMPLES_PER_REASON = 3
 
@@ -21,7 +21,7 @@ def validate(path: Path, image_root: Path | None = None, allow_urls: bool = Fals
     """Return (samples read, problems as 'file:line: reason'), streaming.
 
     Relative image paths resolve against the JSONL's folder; `image_root`, when
-    given, confines them (converters/sample.py resolve_image)."""
+    given, confines them (samples/sample.py resolve_image)."""
     import json
 
     base = Path(path).parent

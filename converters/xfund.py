@@ -17,7 +17,7 @@ question asked twice keeps the first key and collects the rest under
 """
 from __future__ import annotations
 
-from converters.errors import SampleError
+from samples.errors import SampleError
 from converters.kie import kie_sample
 from converters.paddleocr_det import split_label_line
 from converters.registry import Converter, Record

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from converters.errors import UserError
-from converters.jsonl import write_json
-from converters.tasks import TASKS
+from samples.errors import UserError
+from samples.jsonl import write_json
+from samples.tasks import TASKS
 from evaluation.evaluate import Scoring, add_norm_args, badness, by_family, main_key, norm_of, rounded, score_rows
 from evaluation.metrics.ocr import Norm
 

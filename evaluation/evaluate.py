@@ -2,7 +2,7 @@
 
 Reads the rows `ocrsft infer` writes. Each row's metric family (ocr, table,
 formula, chart, kie, det) comes from `--task`, else the row's `task`, else its
-prompt (converters/tasks.py), so one file may mix tasks. Each family's module
+prompt (samples/tasks.py), so one file may mix tasks. Each family's module
 in evaluation/metrics scores the row, aggregates its rows, and names its main
 per-sample score (`MAIN`, `LOWER_IS_BETTER`; `main_key` for table, whose main score
 is official `teds` only where rows carry an HTML reference), which ranks the worst
@@ -35,9 +35,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from converters.errors import UserError
-from converters.jsonl import AtomicWriter, dumps, iter_jsonl, write_json
-from converters.tasks import TASKS, task_for_prompt
+from samples.errors import UserError
+from samples.jsonl import AtomicWriter, dumps, iter_jsonl, write_json
+from samples.tasks import TASKS, task_for_prompt
 from evaluation.metrics import chart, det, formula, kie, ocr, omnidocbench, table
 from evaluation.metrics.chart import ChartOptions
 from evaluation.metrics.ocr import Norm
@@ -100,8 +100,8 @@ def task_of(row: dict, forced: str) -> str:
 def _image(ref, base: Path) -> str | None:
     if not ref:
         return None
-    from converters.errors import SampleError
-    from converters.sample import resolve_image
+    from samples.errors import SampleError
+    from samples.sample import resolve_image
 
     try:  # the row's image as infer wrote it; the project's one path rule
         return str(resolve_image(ref, None, allow_urls=True, base=base))

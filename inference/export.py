@@ -8,9 +8,9 @@ A paddleformers output folder is not servable as it stands (inference-facts.md):
 5. the tokenizer config must not add a second BOS.
 Each step below fixes one of these, then paddlex itself loads the result.
 
-A LoRA run is first merged into its base (erniekit_ext/merge.py), and a
+A LoRA run is first merged into its base (engines/paddleformers/merge.py), and a
 PyTorch-bridge run (engine: torch) is merged and saved by the bridge
-(erniekit_ext/bridge/merge.py), so `ocrsft export RUN` is one command for all. The
+(engines/bridge/merge.py), so `ocrsft export RUN` is one command for all. The
 folder also loads in transformers (`PaddleOCRVLForConditionalGeneration` and
 its processor), which needs the image token named in the tokenizer config.
 """
@@ -20,10 +20,10 @@ import json
 import shutil
 from pathlib import Path
 
-from converters.errors import UserError
-from converters.image_tokens import IMAGE_TOKEN
-from erniekit_ext import model_folder
-from erniekit_ext.engines import ERNIEKIT_RESOLVED, engine_of_run
+from samples.errors import UserError
+from samples.image_tokens import IMAGE_TOKEN
+from models import model_folder
+from engines import ERNIEKIT_RESOLVED, engine_of_run
 
 COPY = ("config.json", "preprocessor_config.json", "tokenizer.model", "tokenizer_config.json",
         "special_tokens_map.json", "added_tokens.json")
@@ -118,10 +118,10 @@ def export(run_dir: str | Path, out: str | Path, base: str | Path | None = None,
     if not run_dir.is_dir():
         raise UserError(str(run_dir), "run folder not found")
     if engine_of_run(run_dir) == "torch":
-        from erniekit_ext.bridge.merge import export as bridge_export
+        from engines.bridge.merge import export as bridge_export
 
         return bridge_export(run_dir, out)
-    from erniekit_ext.merge import base_of, is_lora_run, merge_lora
+    from engines.paddleformers.merge import base_of, is_lora_run, merge_lora
 
     if is_lora_run(run_dir):
         import tempfile
@@ -188,7 +188,7 @@ def add_args(p) -> None:
 
 
 def main(args) -> int:
-    from erniekit_ext.bridge.generate import is_bridge_model
+    from engines.bridge.generate import is_bridge_model
 
     recorded = None
     if args.model_version and args.run.is_dir():

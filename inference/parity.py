@@ -28,10 +28,10 @@ import copy
 import sys
 from pathlib import Path
 
-from converters.errors import SampleError, UserError
-from converters.jsonl import iter_jsonl
-from erniekit_ext import compat
-from converters.image_tokens import IMAGE_TOKEN
+from samples.errors import SampleError, UserError
+from samples.jsonl import iter_jsonl
+from engines.paddleformers import compat
+from samples.image_tokens import IMAGE_TOKEN
 
 
 class TrainedPrompt:
@@ -39,7 +39,7 @@ class TrainedPrompt:
 
     def __init__(self, model_dir: Path, data: Path, samples: int, template: str = "paddleocr_vl"):
         compat.apply()
-        from erniekit_ext import templates
+        from models import templates
 
         templates.register()
         compat.set_template_augmentation(False)
@@ -110,7 +110,7 @@ def describe(pos: int, trained: list[int], served: list[int], t_tok, s_tok) -> s
 def trained_template(model_dir: Path) -> str:
     """The template the folder's weights were trained with: recorded by `ocrsft export`,
     else the one its version is trained with (model_folder.VERSIONS)."""
-    from erniekit_ext import model_folder
+    from models import model_folder
 
     recorded = model_folder.read_training_record(model_dir).get("template")
     return recorded or model_folder.detect_version(model_dir)[0].train_template
@@ -119,7 +119,7 @@ def trained_template(model_dir: Path) -> str:
 def check(model_dir: Path, data: Path, samples: int = 8, image_root: Path | None = None,
           device: str = "auto") -> dict:
     """Compare the first `samples` samples; returns counts and the first difference found."""
-    from converters.sample import requests_from
+    from samples.sample import requests_from
 
     data, model_dir = Path(data), Path(model_dir)
     if not data.is_file():

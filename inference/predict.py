@@ -4,7 +4,7 @@ Each sample is sent with its own prompt (`OCR:`, `Table Recognition:`, ...).
 `--via native` (default) calls the model directly and keeps the raw output,
 which is what a metric should score: paddlex's predictor for a PaddleOCR-VL
 folder, transformers `generate` for a PyTorch-bridge folder (LLaVA, InternVL,
-Qwen2-VL, ...; see erniekit_ext/bridge/generate.py). `--via doc-parser` goes
+Qwen2-VL, ...; see engines/bridge/generate.py). `--via doc-parser` goes
 through the `paddleocr doc_parser` pipeline (layout detection off, the whole
 image one block), which post-processes text as users see it in production.
 
@@ -36,11 +36,11 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from converters.errors import UserError
-from converters.jsonl import dumps, iter_jsonl, iter_lines
-from converters.sample import Request, requests_from
-from converters.tasks import task_for_prompt
-from erniekit_ext import model_folder
+from samples.errors import UserError
+from samples.jsonl import dumps, iter_jsonl, iter_lines
+from samples.sample import Request, requests_from
+from samples.tasks import task_for_prompt
+from models import model_folder
 
 BACKENDS = ("native", "vllm-server", "sglang-server", "fastdeploy-server")
 
@@ -50,7 +50,7 @@ def load_native(model_dir: Path, device: str = "auto"):
     model_folder.check_model_folder(model_dir, for_serving=True)
     from paddlex import create_model
 
-    from erniekit_ext.device import paddle_device
+    from training.device import paddle_device
 
     version, _ = model_folder.detect_version(model_dir)
     return create_model(version.paddlex_model_name, model_dir=str(model_dir),
@@ -73,7 +73,7 @@ class BridgePredictor:
 
     def __init__(self, model_dir: Path, max_new_tokens: int, device: str = "auto",
                  batch_size: int = 1):
-        from erniekit_ext.bridge.generate import open_predictor
+        from engines.bridge.generate import open_predictor
 
         self.predictor = open_predictor(Path(model_dir), max_new_tokens, device)
         self.batch = batch_size
@@ -117,7 +117,7 @@ class DocParserPredictor:
                  server_url: str | None, concurrency: int, device: str = "auto"):
         from paddleocr import PaddleOCRVL
 
-        from erniekit_ext.device import paddle_device
+        from training.device import paddle_device
 
         # The folder's version picks the pipeline (v1 / v1.5 / v1.6) and the model name.
         version = model_folder.detect_version(model_dir)[0] if model_dir else model_folder.VERSIONS["1"]
@@ -197,7 +197,7 @@ def chunks(reqs: Iterator[Request], size: int) -> Iterator[list[Request]]:
 
 def open_predictor(model_dir: Path | None, via: str, backend: str, server_url: str | None,
                    concurrency: int, max_new_tokens: int, device: str = "auto", batch_size: int = 1):
-    from erniekit_ext.bridge.generate import is_bridge_model
+    from engines.bridge.generate import is_bridge_model
 
     if batch_size < 1:
         raise UserError("--batch-size", f"must be at least 1, got {batch_size}")
@@ -227,7 +227,7 @@ def open_predictor(model_dir: Path | None, via: str, backend: str, server_url: s
 def done_ids(out: Path, retry_errors: bool = True) -> set[str]:
     """Ids a rerun skips. With `retry_errors`, error rows (and a torn last line) are
     removed from `out` first, so their samples are predicted again, once."""
-    from converters.jsonl import AtomicWriter
+    from samples.jsonl import AtomicWriter
 
     if not out.is_file():
         return set()

@@ -10,20 +10,20 @@ import argparse
 import importlib
 import sys
 
-from converters.errors import UserError
+from samples.errors import UserError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("converters.run", "convert a source dataset to ERNIEKit JSONL"),
     "validate": ("converters.validate", "check an ERNIEKit JSONL file and its images"),
-    "plan": ("erniekit_ext.plan", "resolve a training config and print the max_steps plan"),
-    "train": ("erniekit_ext.train", "plan, check and launch a training run"),
+    "plan": ("training.plan", "resolve a training config and print the max_steps plan"),
+    "train": ("ocrsft.train", "plan, check and launch a training run"),
     "export": ("inference.export", "turn a run into a folder paddleocr/paddlex loads"),
     "infer": ("inference.predict", "predict a JSONL set with a model folder"),
     "parity": ("inference.parity", "check the served prompt ids equal the trained ones"),
     "eval": ("evaluation.evaluate", "score predictions with the task's metrics"),
     "compare": ("evaluation.compare", "compare two prediction sets side by side"),
-    "tiny-model": ("erniekit_ext.tiny_model", "build a tiny random PaddleOCR-VL folder"),
+    "tiny-model": ("engines.paddleformers.tiny_model", "build a tiny random PaddleOCR-VL folder"),
     "demo": ("ocrsft.demo", "fine-tune the tiny base reader to new characters on CPU, offline"),
     "pretrain-tiny": ("ocrsft.pretrain_tiny", "train the demo's base checkpoint from scratch (~30 min)"),
 }

@@ -29,10 +29,10 @@ def add_args(p) -> None:
 
 
 def main(args) -> int:
-    from erniekit_ext.model_folder import check_model_folder
-    from erniekit_ext.monitor import plot_loss
-    from erniekit_ext.plan import plan_for
-    from erniekit_ext.tiny_model import build_tiny_model
+    from models.model_folder import check_model_folder
+    from training.monitor import plot_loss
+    from training.plan import plan_for
+    from engines.paddleformers.tiny_model import build_tiny_model
     from inference.export import export
     from inference.parity import check as parity
     from ocrsft.pretrain_tiny import CHARSET

@@ -32,7 +32,7 @@ def add_args(p) -> None:
 
 
 def main(args) -> int:
-    from erniekit_ext.tiny_model import build_tiny_model
+    from engines.paddleformers.tiny_model import build_tiny_model
     from inference.export import export
 
     clock = steps.Stopwatch()

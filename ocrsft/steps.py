@@ -45,7 +45,7 @@ def load_recipe(name: str, max_steps: int | None = None, **paths) -> tuple[dict,
     """A recipe from configs/paddleocr_vl, resolved and checked like `ocrsft train` does,
     with paths filled in -> (engine keys, ocrsft keys). `max_steps` shortens a run for a
     quick check; its warmup then falls back to the planner's 1%."""
-    from erniekit_ext.config import resolve
+    from training.recipe import resolve
 
     overrides = [f"{k}={v}" for k, v in paths.items()]
     if max_steps:
@@ -60,7 +60,7 @@ def load_recipe(name: str, max_steps: int | None = None, **paths) -> tuple[dict,
 
 
 def train(cfg: dict, ours: dict, run_dir: Path) -> None:
-    from erniekit_ext.engines.paddleformers import launch
+    from engines.paddleformers.train import launch
 
     cfg.setdefault("output_dir", str(run_dir))
     cfg.setdefault("logging_dir", str(run_dir / "tensorboard"))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from converters.sample import make_sample
-from erniekit_ext.bridge import runtime
+from samples.sample import make_sample
+from engines.bridge import runtime
 
 
 def in_torch(fn, *args):
@@ -31,7 +31,7 @@ def rec_jsonl(shared_data: Path, out: Path, n: int = 8) -> Path:
 
 
 def _build(kinds: tuple, root: Path) -> dict:
-    from erniekit_ext.bridge import tiny
+    from engines.bridge import tiny
 
     return {k: str(tiny.build(k, root / k)) for k in kinds}
 
@@ -39,7 +39,7 @@ def _build(kinds: tuple, root: Path) -> dict:
 @pytest.fixture(scope="session")
 def tiny_bridge(tmp_path_factory):
     """Tiny random models of every native bridge family, built once (one spawn at most)."""
-    from erniekit_ext.bridge.tiny import BUILDERS
+    from engines.bridge.tiny import BUILDERS
 
     return {k: Path(v) for k, v in in_torch(_build, tuple(BUILDERS),
                                             tmp_path_factory.mktemp("bridge_models")).items()}

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from converters.sample import make_sample
+from samples.sample import make_sample
 from converters.synth_lines import render_lines
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    from erniekit_ext.tiny_model import build_tiny_model
+    from engines.paddleformers.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", preset="test", seed=0)
 
@@ -64,7 +64,7 @@ def train_in_subprocess(cfg: dict, out: Path) -> Path:
     cfg_file = out.parent / "cfg.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     code = ("import sys, yaml; from pathlib import Path; "
-            "from erniekit_ext.engines.paddleformers import launch; "
+            "from engines.paddleformers.train import launch; "
             "launch(yaml.safe_load(open(sys.argv[1])), Path(sys.argv[2]), augment=False)")
     subprocess.run([sys.executable, "-c", code, str(cfg_file), str(out)], check=True,
                    capture_output=True)

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from converters.sample import make_sample
+from samples.sample import make_sample
 from converters.synth_lines import render_lines
-from erniekit_ext.model_folder import check_model_folder
+from models.model_folder import check_model_folder
 from evaluation.evaluate import aggregate, score_rows
 from inference.predict import predict_file
 from ocrsft.pretrain_tiny import ASSET, DIGITS, STYLE

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import SampleError, UserError
-from converters.sample import make_sample
+from samples.errors import SampleError, UserError
+from samples.sample import make_sample
 from tests.fixtures_bridge import engine_cfg, in_torch, rec_jsonl
 
 
@@ -21,8 +21,8 @@ from tests.fixtures_bridge import engine_cfg, in_torch, rec_jsonl
 
 
 def _encode_cases(model_dir: str, image: str) -> dict:
-    from erniekit_ext.bridge import families
-    from erniekit_ext.bridge.data import Codec, collate
+    from engines.bridge import families
+    from engines.bridge.data import Codec, collate
 
     fam, _, processor = families.load(Path(model_dir))
     codec, tok = Codec(fam, processor), processor.tokenizer
@@ -73,8 +73,8 @@ def test_only_answers_are_learned_and_image_blocks_stay_whole(tiny_bridge, share
 
 
 def _memorise(model: str, data: str, image_root: str, run: str) -> dict:
-    from erniekit_ext.bridge import generate, merge, train
-    from erniekit_ext.monitor import read_scalars
+    from engines.bridge import generate, merge, train
+    from training.monitor import read_scalars
 
     run = Path(run)
     train.run(engine_cfg(Path(model), Path(data), Path(image_root), fine_tuning="full",
@@ -104,8 +104,8 @@ def test_full_finetune_memorises_then_export_generates_it(tiny_bridge, shared_da
 def _crash_then_resume(model: str, data: str, image_root: str, root: str) -> dict:
     from safetensors.torch import load_file
 
-    from erniekit_ext.bridge import checkpoint, train
-    from erniekit_ext.monitor import read_scalars
+    from engines.bridge import checkpoint, train
+    from training.monitor import read_scalars
 
     root = Path(root)
     cfg = engine_cfg(Path(model), Path(data), Path(image_root), learning_rate=1e-2,
@@ -153,7 +153,7 @@ def test_bad_samples_are_counted_not_lost(tiny_bridge, rec_data, shared_data, tm
         json.dumps(make_sample([str(shared_data / "nope.png")], [("OCR:", "x")])),
         json.dumps({"text_info": [{"text": "OCR:", "tag": "no_mask"}]}),     # bad tags
     ]) + "\n")
-    from erniekit_ext.bridge import train
+    from engines.bridge import train
 
     train.run(engine_cfg(tiny_bridge["llava-clip"], data, shared_data, max_steps=1), tmp_path / "run")
     counts = json.loads((tmp_path / "run" / "data.json").read_text())
@@ -163,7 +163,7 @@ def test_bad_samples_are_counted_not_lost(tiny_bridge, rec_data, shared_data, tm
 
 
 def _mistakes(model: str, data: str, image_root: str, tmp: str) -> list:
-    from erniekit_ext.bridge import train
+    from engines.bridge import train
 
     cases = [dict(fine_tuning="qlora"), dict(freeze_config="freeze_all"),
              dict(lora_target_modules=["qkv"]), dict(model_name_or_path=str(Path(tmp) / "none")),
@@ -180,8 +180,8 @@ def _mistakes(model: str, data: str, image_root: str, tmp: str) -> list:
 
 
 def test_recipe_mistakes_are_one_line_errors(tiny_bridge, rec_data, shared_data, tmp_path):
-    from erniekit_ext.bridge import quant
-    from erniekit_ext.bridge.families import FAMILIES
+    from engines.bridge import quant
+    from engines.bridge.families import FAMILIES
 
     assert in_torch(_mistakes, str(tiny_bridge["llava-clip"]), str(rec_data), str(shared_data),
                     str(tmp_path)) == ["fine_tuning", "freeze_config", "lora_target_modules",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import UserError
-from erniekit_ext.bridge.tiny import BUILDERS
+from samples.errors import UserError
+from engines.bridge.tiny import BUILDERS
 from tests.fixtures_bridge import engine_cfg, in_torch
 
 NATIVE = [k for k in BUILDERS if k not in ("qwen2-lm", "chinese-clip")]
@@ -18,9 +18,9 @@ def _roundtrip_all(models: dict, data: str, image_root: str, root: str) -> dict:
 
     import torch
 
-    from erniekit_ext.bridge import families, generate, merge, train
-    from erniekit_ext.bridge.data import Codec
-    from erniekit_ext.monitor import read_scalars
+    from engines.bridge import families, generate, merge, train
+    from engines.bridge.data import Codec
+    from training.monitor import read_scalars
 
     out = {}
     for kind in NATIVE:
@@ -80,7 +80,7 @@ def test_family_registry_maps_lora_names_per_tower(tiny_bridge):
 
 
 def _targets(llava: str, qwen: str) -> dict:
-    from erniekit_ext.bridge import families
+    from engines.bridge import families
 
     fam, model, _ = families.load(Path(llava))
     qfam, qmodel, _ = families.load(Path(qwen))
@@ -93,7 +93,7 @@ def _targets(llava: str, qwen: str) -> dict:
 def _remote_messages(root: str) -> list:
     import json
 
-    from erniekit_ext.bridge import families, tiny
+    from engines.bridge import families, tiny
 
     internvl2 = tiny.internvl2_original(Path(root) / "internvl2")
     ov15 = Path(root) / "ov15"
@@ -122,7 +122,7 @@ def _convert_and_check(root: str) -> dict:
     import torch
     from safetensors.torch import load_file
 
-    from erniekit_ext.bridge import families, internvl2_convert, tiny
+    from engines.bridge import families, internvl2_convert, tiny
 
     src = tiny.internvl2_original(Path(root) / "src", seed=1)
     dst = internvl2_convert.convert(src, Path(root) / "dst")

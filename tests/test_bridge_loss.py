@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from converters.sample import make_sample
+from samples.sample import make_sample
 from tests.fixtures_bridge import engine_cfg, in_torch
 
 
 def _first_loss_and_reference(model: str, data: str, image_root: str, run: str) -> dict:
     import torch
 
-    from erniekit_ext.bridge import families, train
-    from erniekit_ext.bridge.data import Codec, Tally, collate, examples
-    from erniekit_ext.monitor import read_scalars
+    from engines.bridge import families, train
+    from engines.bridge.data import Codec, Tally, collate, examples
+    from training.monitor import read_scalars
 
     cfg = engine_cfg(Path(model), Path(data), Path(image_root), per_device_train_batch_size=1,
                      gradient_accumulation_steps=2, max_steps=1, lora_dropout=0.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from erniekit_ext.monitor import read_scalars
+from training.monitor import read_scalars
 from tests.fixtures_bridge import in_torch
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "bridge"
@@ -92,7 +92,7 @@ def test_seed004_two_stages_freeze_what_the_seed_freezes(tiny_bridge, rec_data, 
 
 
 def _internvl2(out: str) -> str:
-    from erniekit_ext.bridge import internvl2_convert, tiny
+    from engines.bridge import internvl2_convert, tiny
 
     original = tiny.internvl2_original(Path(out) / "original")
     return str(internvl2_convert.convert(original, Path(out) / "native"))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import UserError
-from erniekit_ext.config import parse_overrides, resolve
+from samples.errors import UserError
+from training.recipe import parse_overrides, resolve
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl"
 GPU_RECIPES = sorted(p.name for p in CONFIGS.glob("*_16k.yaml"))
@@ -37,7 +37,7 @@ def test_gpu_recipes_pass_paddleformers_own_parser(tmp_path):
     (tmp_path / "train.stats.json").write_text(json.dumps({"written": 29605}))
     code = f"""
 import json, sys
-from erniekit_ext.plan import resolve_and_plan
+from training.plan import resolve_and_plan
 from paddleformers.cli.hparams.parser import _TRAIN_ARGS
 from paddleformers.trainer import PdArgumentParser
 for name in {GPU_RECIPES!r}:

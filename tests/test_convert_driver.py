@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from converters.errors import UserError
+from samples.errors import UserError
 from converters.registry import FORMATS, Record, get_converter
 from converters.run import Options, convert, process, stats_path
 
@@ -86,7 +86,7 @@ def importable(fmt: str) -> bool:
     try:
         get_converter(fmt)
         return True
-    except KeyError:  # pubtabnet/html-table before converters/otsl.py exists
+    except KeyError:  # pubtabnet/html-table before formats/otsl.py exists
         return False
 
 

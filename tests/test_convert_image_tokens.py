@@ -1,11 +1,11 @@
-"""converters/image_tokens.py agrees with paddleformers' own PaddleOCR-VL image processor."""
+"""samples/image_tokens.py agrees with paddleformers' own PaddleOCR-VL image processor."""
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from converters import image_tokens
+from samples import image_tokens
 
 pf = pytest.importorskip("paddleformers.transformers.paddleocr_vl.image_processor")
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from converters.errors import UserError
+from samples.errors import UserError
 from converters.run import convert, stats_path
 from converters.validate import validate
 

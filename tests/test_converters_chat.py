@@ -115,7 +115,7 @@ def test_llava_records_from_internvl_docs(shared_data, tmp_path):
 def test_broken_json_array_names_the_line(tmp_path):
     import pytest
 
-    from converters.errors import UserError
+    from samples.errors import UserError
 
     data = tmp_path / "a.json"
     data.write_text('[\n{"conversations": []},\n{"conversations": [}\n]')

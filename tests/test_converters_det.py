@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from converters import boxes
+from formats import boxes
 from converters.run import convert
 
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from converters.errors import SampleError
-from converters.latex import check_braces, formula_answer
+from samples.errors import SampleError
+from formats.latex import check_braces, formula_answer
 from converters.run import convert
 
 

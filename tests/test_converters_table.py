@@ -1,6 +1,6 @@
 """`pubtabnet` and `html-table`: the real PubTabNet examples to OTSL and back.
 
-These need converters/otsl.py (the shared OTSL module); without it they skip.
+These need formats/otsl.py (the shared OTSL module); without it they skip.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-otsl = pytest.importorskip("converters.otsl")
+otsl = pytest.importorskip("formats.otsl")
 
 from converters.pubtabnet import pubtabnet_html  # noqa: E402
 from converters.run import convert  # noqa: E402

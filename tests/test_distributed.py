@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import UserError
-from erniekit_ext.distributed import Layout, layout, paddle_launch_command, torchrun_command
-from erniekit_ext.engines.paddleformers import distributed_command
+from samples.errors import UserError
+from training.distributed import Layout, layout, paddle_launch_command, torchrun_command
+from engines.paddleformers.train import distributed_command
 
 LAYOUT_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "PADDLE_NODE_RANK", "MASTER_ADDR", "MASTER_PORT",
               "CUDA_VISIBLE_DEVICES")
@@ -27,22 +27,22 @@ def test_paddle_launcher_runs_the_interpreter_as_its_script(clean_env):
     assert distributed_command(resolved, Layout(2)) == [
         sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
         "--log_dir", "/runs/r/launch_logs",
-        sys.executable, "-u", "-m", "erniekit_ext.engines.paddleformers", "/runs/r/resolved.yaml"]
+        sys.executable, "-u", "-m", "engines.paddleformers.train", "/runs/r/resolved.yaml"]
     clean_env.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
     two_nodes = Layout(4, 2, 1, "10.0.0.1", "29500")
     assert distributed_command(resolved, two_nodes, Path("/logs")) == [
         sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "4",
         "--nnodes", "2", "--rank", "1", "--master", "10.0.0.1:29500", "--devices", "0,1,2,3",
         "--log_dir", "/logs",
-        sys.executable, "-u", "-m", "erniekit_ext.engines.paddleformers", "/runs/r/resolved.yaml"]
+        sys.executable, "-u", "-m", "engines.paddleformers.train", "/runs/r/resolved.yaml"]
     assert "-m" not in paddle_launch_command(Layout(2), Path("l"), "m", python="py")[3:-4]
 
 
 def test_torchrun_command(clean_env):
-    assert torchrun_command(Layout(2, master_port="29511"), "erniekit_ext.bridge.train", "c.yaml",
+    assert torchrun_command(Layout(2, master_port="29511"), "engines.bridge.train", "c.yaml",
                             "run", python="py") == [
         "py", "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
-        "--node_rank", "0", "--master_port", "29511", "-m", "erniekit_ext.bridge.train",
+        "--node_rank", "0", "--master_port", "29511", "-m", "engines.bridge.train",
         "c.yaml", "run"]
     assert torchrun_command(Layout(8, 2, 1, "h", "1234"), "m", python="py")[3:13] == [
         "--nproc_per_node", "8", "--nnodes", "2", "--node_rank", "1", "--master_addr", "h",

@@ -53,13 +53,13 @@ def test_every_make_target_calls_a_real_subcommand():
 def test_dockerfile_uses_the_project_installer_and_a_pinned_ernie():
     df = (ROOT / "docker" / "Dockerfile").read_text()
     assert re.search(r"^FROM .*paddle:3\.\d+\.\d+-gpu", df, re.M) or "ARG PADDLE_IMAGE=" in df
-    assert "erniekit_ext/install.py" in df and "--exclude paddlepaddle" in df
+    assert "ocrsft/install.py" in df and "--exclude paddlepaddle" in df
 
 
 def test_dockerfile_pins_the_ernie_commit_of_the_workarounds():
-    """The image's ERNIEKit is the snapshot compat_erniekit was written for, built by the
+    """The image's ERNIEKit is the snapshot erniekit_ext.compat was written for, built by the
     same installer as `make setup-erniekit`, in a venv of its own that the engine finds."""
-    from erniekit_ext.compat_erniekit import ERNIE_COMMIT
+    from erniekit_ext.compat import ERNIE_COMMIT
 
     df = (ROOT / "docker" / "Dockerfile").read_text()
     source = (ROOT.parent / "shared" / "vendor" / "ERNIE-aef7dbe" / "SOURCE.txt")

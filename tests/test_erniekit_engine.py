@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from converters.errors import UserError
-from erniekit_ext.engines import erniekit as engine
+from samples.errors import UserError
+from erniekit_ext import launch as engine
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "configs" / "paddleocr_vl" / "cpu_tiny_erniekit.yaml"
@@ -30,7 +30,7 @@ needs_venv = pytest.mark.skipif(not engine.erniekit_python().exists(),
 
 
 def resolved(*overrides, path=RECIPE):
-    from erniekit_ext.config import resolve
+    from training.recipe import resolve
 
     return resolve(path, overrides)
 
@@ -40,7 +40,7 @@ def resolved(*overrides, path=RECIPE):
 def test_the_stage_keys_are_written_off_gpu():
     cfg = engine.to_erniekit(resolved().cfg, gpu=False)
     assert cfg["stage"] == "OCR-VL-SFT" and cfg["fine_tuning"] == "Full"
-    # fp32 is rejected by the stage (finetuning_args.py:517); compat_erniekit turns bf16 off on CPU.
+    # fp32 is rejected by the stage (finetuning_args.py:517); erniekit_ext.compat turns bf16 off on CPU.
     assert cfg["compute_type"] == "bf16"
     assert cfg["from_scratch"] == 0 and cfg["use_pic_id"] is False
     assert cfg["sft_replace_ids"] is cfg["sft_image_normalize"] is cfg["sft_image_rescale"] is True
@@ -76,7 +76,7 @@ def test_missing_venv_is_named(monkeypatch, tmp_path):
 
 
 def test_workaround_rewrite_refuses_a_changed_target():
-    from erniekit_ext.compat_erniekit import CompatError, rewrite
+    from erniekit_ext.compat import CompatError, rewrite
 
     class Target:
         def step(self):
@@ -102,9 +102,9 @@ def test_missing_accepts_the_installed_wheel():
 @needs_venv
 @pytest.mark.slow
 def test_every_workaround_fits_its_target():
-    res = subprocess.run([str(engine.erniekit_python()), "-m", "erniekit_ext.compat_erniekit", "check"],
+    res = subprocess.run([str(engine.erniekit_python()), "-m", "erniekit_ext.compat", "check"],
                          capture_output=True, text=True, env=engine.erniekit_env(), timeout=300)
-    assert res.returncode == 0 and "compat_erniekit: ok" in res.stdout, res.stderr[-2000:]
+    assert res.returncode == 0 and "erniekit_ext.compat: ok" in res.stdout, res.stderr[-2000:]
 
 
 @needs_venv
@@ -120,7 +120,7 @@ def test_a_key_erniekit_would_drop_names_the_recipe_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def ernie_model(tmp_path_factory) -> Path:
-    from erniekit_ext.tiny_model import build_tiny_model
+    from engines.paddleformers.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("ernie") / "tiny", for_engine="erniekit")
 
@@ -145,7 +145,7 @@ def ocrsft_train(config, model, data, out, *overrides):
 
 
 def first_loss(out: Path, tag: str) -> float:
-    from erniekit_ext.monitor import read_scalars
+    from training.monitor import read_scalars
 
     return read_scalars(out / "tensorboard", tag)[0][1]
 
@@ -174,7 +174,7 @@ def erniekit_run(step_one: dict, name: str, *overrides) -> tuple[Path, subproces
     out.mkdir()
     (out / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     env = {**engine.erniekit_env(), "OCRSFT_ERNIEKIT_FIRST_BATCH": str(out / "batch.json")}
-    return out, subprocess.run([str(engine.erniekit_python()), "-m", "erniekit_ext.compat_erniekit",
+    return out, subprocess.run([str(engine.erniekit_python()), "-m", "erniekit_ext.compat",
                                 "train", str(out / "cfg.yaml"), *overrides], capture_output=True,
                                text=True, env=env, timeout=600, cwd=out)
 
@@ -241,8 +241,8 @@ def logit_gap(export: Path, run: Path, image: Path, tmp: Path) -> float:
     from paddleformers.transformers import PaddleOCRVLForConditionalGeneration as Model
     from PIL import Image
 
-    from erniekit_ext import compat
-    from erniekit_ext.merge import PROBE
+    from engines.paddleformers import compat
+    from engines.paddleformers.merge import PROBE
 
     compat.apply()
     with Image.open(image) as img:
@@ -250,7 +250,7 @@ def logit_gap(export: Path, run: Path, image: Path, tmp: Path) -> float:
                                                        return_tensors="np")
     x = {k: np.asarray(x[k]) for k in ("input_ids", "pixel_values", "image_grid_thw")}
     np.savez(tmp / "in.npz", **x)
-    res = subprocess.run([str(engine.erniekit_python()), "-m", "erniekit_ext.compat_erniekit", "logits",
+    res = subprocess.run([str(engine.erniekit_python()), "-m", "erniekit_ext.compat", "logits",
                           str(run), str(tmp / "in.npz"), str(tmp / "out.npz")],
                          capture_output=True, text=True, env=engine.erniekit_env(), timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -264,7 +264,7 @@ def logit_gap(export: Path, run: Path, image: Path, tmp: Path) -> float:
 @needs_venv
 @pytest.mark.slow
 def test_erniekit_trains_exports_and_serves(ernie_model, digit_lines, step_one, right, tmp_path):  # noqa: F811
-    from erniekit_ext.monitor import read_scalars
+    from training.monitor import read_scalars
     from inference.parity import ServedPrompt, check
 
     out = tmp_path / "run"
@@ -283,7 +283,7 @@ def test_erniekit_trains_exports_and_serves(ernie_model, digit_lines, step_one, 
     assert check(export, digit_lines, samples=4)["differ"] == 0
     assert logit_gap(export, out, digit_lines.parent / "images" / "000000.png", tmp_path) < 1e-5
     # The ids ERNIEKit trained on (first batch: four copies of line 1) are the ids paddlex serves.
-    from converters.sample import requests_from
+    from samples.sample import requests_from
 
     req = next(iter(requests_from(digit_lines, digit_lines.parent)))
     labels = right[1]["labels"][0]

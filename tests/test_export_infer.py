@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from converters.errors import UserError
-from erniekit_ext import model_folder
-from erniekit_ext.monitor import read_scalars
+from samples.errors import UserError
+from models import model_folder
+from training.monitor import read_scalars
 from inference.export import export
 from inference.predict import predict_file
 

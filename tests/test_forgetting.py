@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from converters.errors import UserError
+from samples.errors import UserError
 from converters.run import convert
-from erniekit_ext.plan import mixed_samples, plan_for
+from training.plan import mixed_samples, plan_for
 from ocrsft.cli import main
 
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from converters.errors import UserError
-from erniekit_ext import device
+from samples.errors import UserError
+from training import device
 
 
 def predictions(model, data, root, out, **kw) -> list[str]:
@@ -51,7 +51,7 @@ def test_native_paddlex_batching_is_refused_in_one_line(tmp_path):
 def _many_and_singles(model: str, data: str) -> tuple[list[str], list[str]]:
     from pathlib import Path
 
-    from erniekit_ext.bridge.generate import Predictor
+    from engines.bridge.generate import Predictor
 
     p = Predictor(Path(model), 12, "cpu")
     reqs = [("OCR:", json.loads(line)["image_info"][0]["image_url"])

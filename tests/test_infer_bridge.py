@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import UserError
+from samples.errors import UserError
 from inference.predict import predict_file
 from tests.fixtures_bridge import engine_cfg, in_torch, rec_jsonl
 
@@ -20,7 +20,7 @@ ROW_KEYS = ["id", "task", "prompt", "image", "reference", "prediction", "error"]
 
 
 def _memorise_and_export(model: str, data: str, image_root: str, run: str) -> str:
-    from erniekit_ext.bridge import merge, train
+    from engines.bridge import merge, train
 
     run = Path(run)
     train.run(engine_cfg(Path(model), Path(data), Path(image_root), fine_tuning="full",
@@ -68,8 +68,8 @@ def test_a_process_that_imported_paddleformers_still_infers(bridge_export, tmp_p
     interpreter (runtime.Remote); a child process starts tainted to take that path."""
     export, one = bridge_export
     out = tmp_path / "pred.jsonl"
-    code = ("import sys; from pathlib import Path; from erniekit_ext import compat; compat.apply(); "
-            "import paddleformers.transformers; from erniekit_ext.bridge import runtime; "
+    code = ("import sys; from pathlib import Path; from engines.paddleformers import compat; compat.apply(); "
+            "import paddleformers.transformers; from engines.bridge import runtime; "
             "assert runtime.torch_blocked(); from inference.predict import predict_file; "
             "print(predict_file(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), "
             "max_new_tokens=24, image_root=Path('/'), progress=False))")

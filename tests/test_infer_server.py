@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from converters.errors import UserError
-from converters.sample import make_sample
+from samples.errors import UserError
+from samples.sample import make_sample
 from inference.predict import predict_file
 
 IMAGES = ("word_1", "word_23", "word_433", "word_912")  # real crops, widths 89, 65, 109, 58

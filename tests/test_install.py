@@ -7,7 +7,7 @@ from importlib.metadata import distribution, version
 
 import pytest
 
-from erniekit_ext import compat
+from engines.paddleformers import compat
 
 
 def test_pinned_versions_and_patch_targets():

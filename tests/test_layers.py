@@ -1,8 +1,13 @@
 """The layout's one rule: imports run down the pipeline, never up.
 
-    converters (the core: samples, formats, tasks)  <-  evaluation (metrics, reports)
-      <-  erniekit_ext (plan, engines, bridge)  <-  inference (export, predict, parity)
-      <-  ocrsft (the CLI)
+    samples (errors, the sample, JSONL, tasks, image tokens)
+      <-  formats (OTSL, boxes, LaTeX: what converters write and metrics read)
+      <-  converters (source datasets -> samples)  <-  evaluation (metrics, reports)
+      <-  models (PaddleOCR-VL folders, versions, templates)
+      <-  training (recipe schema, plan, run folder, process layout, devices, TensorBoard)
+      <-  erniekit_ext (ERNIEKit's side of the erniekit engine)
+      <-  engines (the one engine interface; paddleformers, erniekit, torch)
+      <-  inference (export, predict, parity)  <-  ocrsft (the CLI and the steps it chains)
 
 Function-level imports count too: a lazy import upward is still a cycle in waiting."""
 from __future__ import annotations
@@ -11,7 +16,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["converters", "evaluation", "erniekit_ext", "inference", "ocrsft"]
+LAYERS = ["samples", "formats", "converters", "evaluation", "models", "training", "erniekit_ext",
+          "engines", "inference", "ocrsft"]
 
 
 def project_imports(py: Path):
@@ -36,3 +42,8 @@ def test_no_import_runs_upward():
                 if LAYERS.index(top) > level:
                     upward.append(f"{py.relative_to(ROOT)}:{line} imports {top}")
     assert not upward, upward
+
+
+def test_every_package_has_a_layer():
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "configs", "bench"}
+    assert packages == set(LAYERS), packages ^ set(LAYERS)

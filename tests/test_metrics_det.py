@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from converters import boxes as fmt
+from formats import boxes as fmt
 from converters.run import convert
 from evaluation.metrics.det import aggregate, boxes, iou, score
 

@@ -74,7 +74,7 @@ def tables(shared_data, tmp_path_factory):
 # `python run_omni.py` applies its recognition path (dataset/recog_dataset.py): text
 # clean_string(textblock2unicode(x)), formula normalized_formula(x), table normalized_table(x, "html"),
 # then Edit_dist = Levenshtein.distance / max length (metrics/cal_metric.py) or TEDS().evaluate and
-# TEDS(structure_only=True).evaluate. Table predictions in OTSL are handed over as converters/otsl.py's HTML.
+# TEDS(structure_only=True).evaluate. Table predictions in OTSL are handed over as formats/otsl.py's HTML.
 TEXT_EDIT_DIST = [
     1.0, 0.125, 0.0, 0.3333333333333333, 0.0, 0.3333333333333333,
     0.0, 0.25, 0.0, 0.25, 1.0, 0.25,

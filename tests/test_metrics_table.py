@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from converters.otsl import otsl_to_html
+from formats.otsl import otsl_to_html
 from converters.pubtabnet import pubtabnet_html
 from converters.run import convert
 from evaluation.metrics.table import aggregate, otsl_document, score, teds

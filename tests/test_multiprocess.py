@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from erniekit_ext.monitor import read_scalars
+from training.monitor import read_scalars
 from tests.test_train_cli import CONFIG
 
 BRIDGE = Path(__file__).resolve().parent.parent / "configs" / "bridge"
@@ -46,7 +46,7 @@ def cpu_env(**extra) -> dict:
 
 
 def one_gpu() -> bool:
-    from erniekit_ext.distributed import visible_gpus
+    from training.distributed import visible_gpus
 
     return visible_gpus() == 1
 

@@ -1,4 +1,4 @@
-"""converters/otsl.py: HTML <-> OTSL on the real PubTabNet examples, and the grammar checks."""
+"""formats/otsl.py: HTML <-> OTSL on the real PubTabNet examples, and the grammar checks."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 from lxml import html as lhtml
 
-from converters.otsl import check_otsl, html_to_otsl, otsl_to_html, parse_otsl
+from formats.otsl import check_otsl, html_to_otsl, otsl_to_html, parse_otsl
 from converters.pubtabnet import pubtabnet_html
 from evaluation.metrics.table import otsl_document, teds
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import UserError
+from samples.errors import UserError
 from converters.run import convert
 from converters.validate import validate
 
@@ -54,8 +54,8 @@ def test_validate_accepts_what_convert_wrote(shared_data, tmp_path, absolute):
 
 
 def test_infer_parity_and_plan_read_the_same_paths(receipts, tiny_model):
-    from erniekit_ext.plan import TokenCounter, profile_dataset
-    from converters.sample import requests_from
+    from training.plan import TokenCounter, profile_dataset
+    from samples.sample import requests_from
 
     reqs = list(requests_from(receipts / "val.jsonl"))
     assert reqs and all(r.error is None and Path(r.image).is_file() for r in reqs)
@@ -64,13 +64,13 @@ def test_infer_parity_and_plan_read_the_same_paths(receipts, tiny_model):
 
 
 def test_bridge_reads_converter_output_without_an_image_root(receipts):
-    from erniekit_ext.bridge.data import Tally, examples
+    from engines.bridge.data import Tally, examples
 
     class Codec:  # records the image paths the bridge resolves; tokenising is tested elsewhere
         seen: list = []
 
         def encode(self, obj, base, image_root, max_len):
-            from converters.sample import resolve_image
+            from samples.sample import resolve_image
 
             self.seen += [resolve_image(im["image_url"], image_root, base=base)
                           for im in obj["image_info"]]
@@ -144,7 +144,7 @@ def real_lengths(model: Path, data: Path) -> list[int]:
 
 
 def test_the_token_estimate_is_what_the_processor_builds(receipts, tiny_model):
-    from erniekit_ext.plan import TokenCounter, profile_dataset
+    from training.plan import TokenCounter, profile_dataset
 
     real = real_lengths(tiny_model, receipts / "train.jsonl")
     est = profile_dataset(receipts / "train.jsonl", TokenCounter(tiny_model), 4096).lengths
@@ -152,8 +152,8 @@ def test_the_token_estimate_is_what_the_processor_builds(receipts, tiny_model):
 
 
 def test_convert_stats_use_the_same_estimate(receipts):
-    from converters.image_tokens import sample_tokens
-    from erniekit_ext.plan import TokenCounter, profile_dataset
+    from samples.image_tokens import sample_tokens
+    from training.plan import TokenCounter, profile_dataset
 
     stats = json.loads((receipts / "train.stats.json").read_text())
     # no model given: bytes/3 text and PaddleOCR-VL-0.9B's pixels, for converter and plan alike
@@ -188,7 +188,7 @@ def test_train_stops_before_launch_when_no_sample_fits(receipts, tiny_model, tmp
 
 
 def test_most_not_fitting_needs_an_explicit_key(receipts, tiny_model, tmp_path):
-    from erniekit_ext.plan import TokenCounter, length_problem, profile_dataset
+    from training.plan import TokenCounter, length_problem, profile_dataset
 
     data = receipts / "train.jsonl"
     lengths = sorted(profile_dataset(data, TokenCounter(tiny_model), 4096).lengths)
@@ -207,7 +207,7 @@ def test_most_not_fitting_needs_an_explicit_key(receipts, tiny_model, tmp_path):
 def test_infer_all_errors_exits_1_and_a_rerun_retries_them(shared_data, tmp_path, capsys):
     from ocrsft.cli import main
     from tests.test_infer_server import MockServer
-    from converters.sample import make_sample
+    from samples.sample import make_sample
 
     root = shared_data / "paddleocr_rec" / "train"
     names = sorted(p.stem for p in root.glob("*.png"))[:2]
@@ -276,7 +276,7 @@ def test_purge_after_leaves_each_step_once(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboardX import SummaryWriter
 
-    from erniekit_ext.monitor import purge_after, read_scalars
+    from training.monitor import purge_after, read_scalars
 
     logdir = tmp_path / "tb"
     first = SummaryWriter(str(logdir))  # the killed run: steps 1..10, checkpoint at 6
@@ -420,7 +420,7 @@ def test_third_party_noise_is_hidden_unless_verbose(tmp_path):
 def test_cpu_synchronize_is_a_no_op_not_a_type_error():
     import paddle
 
-    from erniekit_ext import compat
+    from engines.paddleformers import compat
 
     compat.apply()
     paddle.device.set_device("cpu")

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converters.errors import UserError
-from erniekit_ext.bridge import paddle_cross, runtime
+from samples.errors import UserError
+from engines.bridge import paddle_cross, runtime
 
 TOL = 1e-4
 IMAGES = ("paddleocr_rec/test/word_1.png", "paddleocr_det/ch4_test_images/img_1.jpg")
@@ -33,7 +33,7 @@ TEXT = "<|begin_of_sentence|>User: OCR:\nAssistant: 42"
 
 def _paddle_inputs(model_dir: Path, images: list[Path], sweep_images: list[Path]) -> dict:
     """What PaddleFormers trains on: its image processor and the template's prompt."""
-    from erniekit_ext import compat
+    from engines.paddleformers import compat
 
     compat.apply()
     from paddleformers.transformers import AutoTokenizer
@@ -98,8 +98,8 @@ def _torch_side(torch_dir: str, raw_dir: str, inputs: str, tuned_dir: str, image
     import transformers as tf
     from PIL import Image
 
-    from erniekit_ext.bridge import families
-    from erniekit_ext.bridge.data import Codec
+    from engines.bridge import families
+    from engines.bridge.data import Codec
 
     x = {k: torch.tensor(v) for k, v in np.load(inputs).items()}
     fam, model, processor = families.load(Path(torch_dir))  # as the bridge loads it

@@ -12,8 +12,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from converters.errors import UserError
-from erniekit_ext.plan import (TokenCounter, count_samples, pack_estimate, plan_for,
+from samples.errors import UserError
+from training.plan import (TokenCounter, count_samples, pack_estimate, plan_for,
                                profile_dataset, split_for_gpus)
 
 FULL_16K = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl" / "full_16k.yaml"
@@ -122,7 +122,7 @@ def test_pack_estimate_is_bin_packing():
 
 def test_profile_counts_image_tokens_like_the_real_processor(icdar_words, tiny_model):
     """Image tokens per real ICDAR crop equal what PaddleFormers' image processor produces."""
-    from erniekit_ext import compat
+    from engines.paddleformers import compat
 
     compat.apply()
     from paddleformers.transformers import AutoProcessor

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import UserError
+from samples.errors import UserError
 from converters.run import convert
-from converters.tasks import task_for_prompt
+from samples.tasks import task_for_prompt
 from evaluation.metrics.det import score
 
 
@@ -48,7 +48,7 @@ def test_doc_parser_feeds_spotting_blocks_at_its_own_resolution(shared_data, tmp
     `--via doc-parser` serves other image tokens than `--via native` (and training) do."""
     from paddlex.inference.models.doc_vlm.processors.paddleocr_vl import _paddleocr_vl as proc
 
-    from erniekit_ext.tiny_model import build_tiny_model
+    from engines.paddleformers.tiny_model import build_tiny_model
     from inference.predict import predict_file
 
     model = build_tiny_model(tmp_path / "m", version="1.5")

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from converters.errors import UserError
-from erniekit_ext import model_folder
+from samples.errors import UserError
+from models import model_folder
 
 
 def test_folder_has_every_file_paddlex_needs(tiny_model):
@@ -29,7 +29,7 @@ def test_vocab_size_matches_tokenizer(tiny_model):
 
 
 def test_paddleformers_and_paddlex_tokenize_the_prompt_identically(tiny_model):
-    from erniekit_ext import compat
+    from engines.paddleformers import compat
 
     compat.apply()
     from paddleformers.transformers import AutoTokenizer
@@ -67,7 +67,7 @@ def test_missing_file_is_a_clear_error(tiny_model, tmp_path):
 
 
 def test_unknown_preset_is_a_user_error(tmp_path):
-    from erniekit_ext.tiny_model import build_tiny_model
+    from engines.paddleformers.tiny_model import build_tiny_model
 
     with pytest.raises(UserError, match="preset"):
         build_tiny_model(tmp_path, preset="huge")

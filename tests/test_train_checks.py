@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import UserError
-from erniekit_ext.engines import erniekit
-from erniekit_ext.plan import resolve_and_plan
-from erniekit_ext.train import check_data, detected_gpus, output_dir
+from samples.errors import UserError
+from erniekit_ext import launch as erniekit
+from training.plan import resolve_and_plan
+from ocrsft.train import check_data, detected_gpus, output_dir
 from tests.test_plan import fake_dataset
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl"
@@ -61,12 +61,12 @@ def test_unreadable_data_names_file_and_line(tmp_path, tiny_model):
 
 def test_gpus_are_counted_on_every_node(monkeypatch):
     """On this host: None exactly when paddle sees no GPU; then what a GPU host would count."""
-    from erniekit_ext import compat
+    from training import device
 
-    assert (detected_gpus() is None) == (not compat.has_gpu())
-    monkeypatch.setattr(compat, "has_gpu", lambda: False)
+    assert (detected_gpus() is None) == (not device.has_gpu())
+    monkeypatch.setattr(device, "has_gpu", lambda: False)
     assert detected_gpus() is None                        # a CPU box: the recipe's own G
-    monkeypatch.setattr(compat, "has_gpu", lambda: True)
+    monkeypatch.setattr(device, "has_gpu", lambda: True)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     monkeypatch.setenv("NNODES", "2")
     assert detected_gpus() == 4                           # 2 visible here x 2 nodes

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from erniekit_ext.monitor import read_scalars
+from training.monitor import read_scalars
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl" / "cpu_tiny.yaml"
 
@@ -97,7 +97,7 @@ def test_full_run_plans_checks_trains_evaluates_and_plots(tiny_model, icdar_word
 
 
 def test_lora_trains_merges_and_matches_the_adapter(tiny_model, icdar_words, tmp_path):
-    from erniekit_ext.merge import logit_gap, merge_lora
+    from engines.paddleformers.merge import logit_gap, merge_lora
 
     out = tmp_path / "lora"
     # The second eval sample asks for a formula (its word, "154"-like labels, is valid LaTeX), so the

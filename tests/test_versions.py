@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import UserError
-from erniekit_ext import model_folder
-from erniekit_ext.config import resolve
-from erniekit_ext.train import check_version
+from samples.errors import UserError
+from models import model_folder
+from training.recipe import resolve
+from ocrsft.train import check_version
 from inference.export import export
 from ocrsft.cli import main
 from tests.fixtures_model import tiny_train_config, train_in_subprocess
@@ -24,14 +24,14 @@ from tests.fixtures_model import tiny_train_config, train_in_subprocess
 
 @pytest.fixture(scope="module")
 def tiny15(tmp_path_factory) -> Path:
-    from erniekit_ext.tiny_model import build_tiny_model
+    from engines.paddleformers.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny15") / "model", version="1.5")
 
 
 @pytest.fixture(scope="module")
 def tiny16(tmp_path_factory) -> Path:
-    from erniekit_ext.tiny_model import build_tiny_model
+    from engines.paddleformers.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny16") / "model", version="1.6")
 

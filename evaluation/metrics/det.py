@@ -5,7 +5,7 @@
         -> tp 1 (IoU 85x45 / 88x46 = 0.945), pred_boxes 1, ref_boxes 2: precision 1.0, recall 0.5, f1 0.6667; e2e_tp 1
     score("<ref>JOIN</ref><box>[[620, 420, 705, 465]]</box>", ref)   -> tp 1, e2e_tp 0
 
-Answers are box lists in either style of converters/boxes.py, read by its own
+Answers are box lists in either style of formats/boxes.py, read by its own
 parsers: PaddleOCR-VL spotting (text then 8 `<|LOC_n|>`, a quadrilateral) or
 InternVL grounding (`<ref>text</ref><box>[[x1, y1, x2, y2]]</box>`, a rectangle);
 each side is read in the style it is written in. Boxes are shapely polygons
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from shapely.geometry import Polygon
 
-from converters.boxes import parse_internvl, parse_spotting
+from formats.boxes import parse_internvl, parse_spotting
 
 MAIN, LOWER_IS_BETTER = "f1", False
 IOU = 0.5

@@ -29,7 +29,7 @@ import re
 from rapidfuzz.distance import Levenshtein
 from sacrebleu.metrics import BLEU
 
-from converters.latex import _WRAPPERS  # the delimiters the converters write and unwrap
+from formats.latex import WRAPPERS  # the delimiters the converters write and unwrap
 from evaluation.metrics.omnidocbench import formula as normalized_formula
 
 MAIN, LOWER_IS_BETTER = "token_ned", True
@@ -39,7 +39,7 @@ _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|\S", re.S)
 
 def unwrap(latex: str) -> str:
     text = latex.strip()
-    for left, right in _WRAPPERS:
+    for left, right in WRAPPERS:
         if len(text) >= len(left) + len(right) and text.startswith(left) and text.endswith(right):
             return text[len(left):len(text) - len(right)].strip()
     return text

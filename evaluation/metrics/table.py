@@ -20,7 +20,7 @@ The official definition (ibm-aur-nlp/PubTabNet src/metric.py), restated:
   table, which the PubTabNet converter keeps beside its OTSL answer (the sample's
   `reference_html`, carried by `ocrsft infer` into its rows), or against the
   reference itself when that is HTML. An OTSL prediction is rendered to HTML by
-  converters/otsl.py, so it pays for the `<thead>`, `<tbody>` and `<b>` OTSL cannot
+  formats/otsl.py, so it pays for the `<thead>`, `<tbody>` and `<b>` OTSL cannot
   write, as the official code would charge any model. An HTML prediction is used
   as written; a bare `<table>` one (no `<html><body>`) is wrapped in them, since
   the official code scores it 0; `--strict-official` (`strict=True`) keeps the
@@ -46,7 +46,7 @@ from apted import APTED, Config
 from lxml import etree, html
 from rapidfuzz.distance import Levenshtein
 
-from converters.otsl import html_to_otsl, otsl_to_html
+from formats.otsl import html_to_otsl, otsl_to_html
 from evaluation.metrics.omnidocbench import table as normalized_table
 
 MAIN, LOWER_IS_BETTER = "teds", False
@@ -170,7 +170,7 @@ def otsl_document(otsl: str) -> str:
 
 
 def teds_otsl(pred: str, ref: str, *, structure_only: bool = False) -> float:
-    """TEDS of two OTSL strings, both rendered through converters/otsl.py."""
+    """TEDS of two OTSL strings, both rendered through formats/otsl.py."""
     return teds(otsl_document(pred), otsl_document(ref), structure_only=structure_only)
 
 
@@ -189,7 +189,7 @@ def _as_otsl(answer: str) -> str:
 
 def _as_document(answer: str, strict: bool) -> str:
     """The HTML document TEDS parses: an HTML answer as written (wrapped in `<html><body>` unless
-    `strict`), an OTSL answer rendered through converters/otsl.py."""
+    `strict`), an OTSL answer rendered through formats/otsl.py."""
     if not _is_html(answer):
         return otsl_document(answer)
     if strict or "<body" in answer.lower():
