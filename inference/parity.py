@@ -79,7 +79,7 @@ class ServedPrompt:
     """The ids paddlex's predictor feeds the model for one {"image", "query"} input."""
 
     def __init__(self, model_dir: Path, device: str = "auto"):
-        from inference.predict import load_native
+        from engines.paddleformers.predict import load_native
 
         self.processor = load_native(model_dir, device).processor
         self.tokenizer = self.processor.tokenizer

@@ -4,7 +4,7 @@ Each sample is sent with its own prompt (`OCR:`, `Table Recognition:`, ...).
 `--via native` (default) calls the model directly and keeps the raw output,
 which is what a metric should score: paddlex's predictor for a PaddleOCR-VL
 folder, transformers `generate` for a PyTorch-bridge folder (LLaVA, InternVL,
-Qwen2-VL, ...; see engines/bridge/generate.py). `--via doc-parser` goes
+Qwen2-VL, ...); the engine that serves the folder is chosen in engines/__init__.py. `--via doc-parser` goes
 through the `paddleocr doc_parser` pipeline (layout detection off, the whole
 image one block), which post-processes text as users see it in production.
 
@@ -40,56 +40,10 @@ from samples.errors import UserError
 from samples.jsonl import dumps, iter_jsonl, iter_lines
 from samples.sample import Request, requests_from
 from samples.tasks import task_for_prompt
+import engines
 from models import model_folder
 
 BACKENDS = ("native", "vllm-server", "sglang-server", "fastdeploy-server")
-
-
-def load_native(model_dir: Path, device: str = "auto"):
-    """paddlex's PaddleOCR-VL predictor; also the export's proof that a folder loads."""
-    model_folder.check_model_folder(model_dir, for_serving=True)
-    from paddlex import create_model
-
-    from training.device import paddle_device
-
-    version, _ = model_folder.detect_version(model_dir)
-    return create_model(version.paddlex_model_name, model_dir=str(model_dir),
-                        device=paddle_device(device))
-
-
-class NativePredictor:
-    def __init__(self, model_dir: Path, max_new_tokens: int, device: str = "auto"):
-        self.model = load_native(model_dir, device)
-        self.max_new_tokens = max_new_tokens
-
-    def __call__(self, req: Request) -> str:
-        out = next(iter(self.model.predict([{"image": req.image, "query": req.prompt}],
-                                           max_new_tokens=self.max_new_tokens)))
-        return out["result"]
-
-
-class BridgePredictor:
-    """A PyTorch-bridge folder: the prompt framed as in training, greedy `generate`."""
-
-    def __init__(self, model_dir: Path, max_new_tokens: int, device: str = "auto",
-                 batch_size: int = 1):
-        from engines.bridge.generate import open_predictor
-
-        self.predictor = open_predictor(Path(model_dir), max_new_tokens, device)
-        self.batch = batch_size
-
-    def __call__(self, req: Request) -> str:
-        return self.predictor(req.prompt, req.image)
-
-    def many(self, reqs: list[Request]) -> list[tuple[str, str | None]]:
-        """One batched `generate`; if it fails, the chunk is redone one by one to find which."""
-        try:
-            return [(p, None) for p in self.predictor.many([(r.prompt, r.image) for r in reqs])]
-        except Exception:
-            return one_by_one(self, reqs)
-
-    def close(self) -> None:
-        getattr(self.predictor, "close", lambda: None)()  # a Remote in a fresh interpreter
 
 
 class ServerUnreachable(UserError):
@@ -160,15 +114,23 @@ class DocParserPredictor:
     def __call__(self, req: Request) -> str:
         return self.parse([req.image], req.prompt)[0]
 
-    def many(self, reqs: list[Request]) -> list[tuple[str, str | None]]:
-        """One pipeline call, so the requests reach the server together; if one fails
-        the call fails whole, and the chunk is redone one by one to find which."""
+    def many(self, reqs: list[Request]) -> list[str]:
+        """One pipeline call, so the requests reach the server together."""
+        return self.parse([r.image for r in reqs], reqs[0].prompt)
+
+
+def answer(predictor, reqs: list[Request]) -> list[tuple[str, str | None]]:
+    """(prediction, error) per request: one batched call when the predictor has one; if
+    that fails, the chunk is redone one by one to find which sample failed."""
+    many = getattr(predictor, "many", None)
+    if many and len(reqs) > 1:
         try:
-            return [(p, None) for p in self.parse([r.image for r in reqs], reqs[0].prompt)]
+            return [(p, None) for p in many(reqs)]
         except ServerUnreachable:
             raise
         except Exception:
-            return one_by_one(self, reqs)
+            pass
+    return one_by_one(predictor, reqs)
 
 
 def one_by_one(predictor, reqs: list[Request]) -> list[tuple[str, str | None]]:
@@ -197,11 +159,8 @@ def chunks(reqs: Iterator[Request], size: int) -> Iterator[list[Request]]:
 
 def open_predictor(model_dir: Path | None, via: str, backend: str, server_url: str | None,
                    concurrency: int, max_new_tokens: int, device: str = "auto", batch_size: int = 1):
-    from engines.bridge.generate import is_bridge_model
-
     if batch_size < 1:
         raise UserError("--batch-size", f"must be at least 1, got {batch_size}")
-
     if backend != "native":
         problem = server_problem(server_url)
         if problem:
@@ -209,18 +168,14 @@ def open_predictor(model_dir: Path | None, via: str, backend: str, server_url: s
         return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency, device)
     if model_dir is None:
         raise UserError("MODEL", "a model folder is required unless --backend names a server")
-    if is_bridge_model(model_dir):
-        if via != "native":
-            raise UserError("--via", f"{model_dir} is a PyTorch-bridge model, which the "
-                                     "doc_parser pipeline cannot serve; use --via native")
-        return BridgePredictor(model_dir, max_new_tokens, device, batch_size)
-    if batch_size > 1:
-        # paddlex 3.7.2 caps its local PaddleOCR-VL at one sample per call
-        # (doc_vlm/constants.py PADDLEOCR_VL_LOCAL_BATCH_SIZE = 1).
-        raise UserError("--batch-size", "paddlex predicts a local PaddleOCR-VL one sample at a "
-                                        "time; batch through a server (--backend vllm-server)")
     if via == "native":
-        return NativePredictor(model_dir, max_new_tokens, device)
+        return engines.predictor(model_dir, max_new_tokens, device, batch_size)
+    if engines.engine_of_model(model_dir) == "torch":
+        raise UserError("--via", f"{model_dir} is a PyTorch-bridge model, which the "
+                                 "doc_parser pipeline cannot serve; use --via native")
+    if batch_size > 1:
+        raise UserError("--batch-size", "the doc_parser pipeline predicts a local PaddleOCR-VL one "
+                                        "sample at a time; batch through a server (--backend vllm-server)")
     return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency, device)
 
 
@@ -305,9 +260,7 @@ def predict_file(model_dir: Path | None, data: Path, out: Path, *, via: str = "n
         with open(out, "a", encoding="utf-8") as f:
             for chunk in chunks(pending(), getattr(predictor, "batch", 1)):
                 sendable = [r for r in chunk if r.error is None]
-                many = getattr(predictor, "many", None)
-                answers = iter(many(sendable) if many and len(sendable) > 1
-                               else one_by_one(predictor, sendable))
+                answers = iter(answer(predictor, sendable))
                 for req in chunk:
                     prediction, error = ("", req.error) if req.error else next(answers)
                     task = task_for_prompt(req.prompt)

@@ -47,7 +47,7 @@ def test_paddleformers_and_paddlex_tokenize_the_prompt_identically(tiny_model):
 def test_paddlex_loads_and_generates(tiny_model, tmp_path):
     from PIL import Image
 
-    from inference.predict import load_native
+    from engines.paddleformers.predict import load_native
 
     img = tmp_path / "x.png"
     Image.new("RGB", (140, 28), "white").save(img)
