@@ -4,7 +4,7 @@
     python bench/gpu_check.py --dry-run       # the same code path at tiny shapes, on CPU (a test runs it)
 
 For a GPU host that has torch but no paddle and no network: it needs only this
-repository's `bench/`, `erniekit_ext/` and `converters/` (well under 64 MiB) and the
+repository's Python folders (well under 64 MiB) and the
 pinned torch stack (requirements-torch.lock). Nothing is downloaded: every model
 is random-initialised from its config. Budget: under 8 minutes on one H200.
 

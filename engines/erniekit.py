@@ -30,7 +30,7 @@ def launch(recipe, cfg: dict, run_dir: Path, *, resume: bool, lay, nproc_per_nod
 
 
 def export(run_dir: Path, out: Path, base: Path | None = None, **kw) -> Path:
-    from engines.paddleformers.export import export as paddle_export
+    from engines.paddleformers.servable import export as paddle_export
 
     return paddle_export(run_dir, out, base, from_base=FROM_BASE, **kw)
 

@@ -2,7 +2,7 @@
 
 One command for every engine: engines/__init__.py tells which engine wrote RUN and
 calls its export. A PaddleFormers or ERNIEKit run becomes a folder paddleocr /
-paddlex load, as the base's PaddleOCR-VL version (engines/paddleformers/export.py,
+paddlex load, as the base's PaddleOCR-VL version (engines/paddleformers/servable.py,
 which lists the five fixes a raw output folder needs); a PyTorch-bridge run is
 merged and saved by the bridge (engines/bridge/merge.py) and loads in transformers.
 """

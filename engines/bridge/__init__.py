@@ -1,6 +1,6 @@
 """The torch engine: the PyTorch bridge, for models that are not Paddle-native.
 
-    launch     launch.py (this process, or torchrun for several) -> train.py
+    launch     start.py (this process, or torchrun for several) -> train.py
     is_run     a run folder with the bridge's marker (training/run_folder.py)
     export     merge.py (LoRA merged into its base, checked on a probe)
     serves     a folder the bridge exported, or of a family it knows (generate.py)
@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def launch(recipe, cfg: dict, run_dir: Path, *, resume: bool, lay, nproc_per_node=None) -> None:
-    from engines.bridge.launch import launch as start
+    from engines.bridge.start import launch as start
 
     start(cfg, run_dir, resume=resume, lay=lay)
 

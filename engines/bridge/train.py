@@ -8,7 +8,7 @@ TensorBoard and checkpoints -> final adapter or model, marker, loss PNG.
 
 `run(cfg, run_dir, resume)` is what `ocrsft train` calls for `engine: torch`.
 
-Under torchrun (bridge/launch.py) the same loop trains data-parallel: every rank
+Under torchrun (bridge/start.py) the same loop trains data-parallel: every rank
 reads the same seeded, length-grouped stream and takes every world-th batch, so
 the ranks hold disjoint shards and each knows the whole step (a round is one
 batch per rank; an incomplete last round is dropped). DDP syncs gradients only

@@ -2,7 +2,7 @@
 
     launch     train.py (in-process on CPU, paddle.distributed.launch on GPUs or workers)
     is_run     any run folder the other engines do not claim
-    export     export.py (LoRA merged first, merge.py)
+    export     servable.py (LoRA merged first, merge.py)
     serves     any model folder the bridge does not claim (paddlex checks it)
     predictor  predict.py (paddlex's PaddleOCR-VL predictor)
 """
@@ -25,7 +25,7 @@ def is_run(run_dir: Path) -> bool:
 
 
 def export(run_dir: Path, out: Path, base: Path | None = None, **kw) -> Path:
-    from engines.paddleformers.export import export as paddle_export
+    from engines.paddleformers.servable import export as paddle_export
 
     return paddle_export(run_dir, out, base, **kw)
 
