@@ -22,6 +22,7 @@ from erniekit_ext.launch import ERNIEKIT_RESOLVED
 from models import model_folder
 from samples.errors import UserError
 from samples.image_tokens import IMAGE_TOKEN
+from training.run_folder import RESOLVED
 
 COPY = ("config.json", "preprocessor_config.json", "tokenizer.model", "tokenizer_config.json",
         "special_tokens_map.json", "added_tokens.json")
@@ -32,7 +33,7 @@ FROM_BASE = ("chat_template.jinja", "generation_config.json", "tokenizer_config.
 def resolved_key(run_dir: Path, key: str):
     import yaml
 
-    for path in (run_dir / "resolved.yaml", run_dir / ERNIEKIT_RESOLVED):  # the engines write these
+    for path in (run_dir / RESOLVED, run_dir / ERNIEKIT_RESOLVED):  # the engines write these
         value = yaml.safe_load(path.read_text()).get(key) if path.is_file() else None
         if value is not None:
             return value

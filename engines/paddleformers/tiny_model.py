@@ -19,12 +19,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from samples.errors import UserError
-from samples.tasks import TASKS
 from models import model_folder
+from samples.errors import UserError
+from samples.image_tokens import IMAGE_TOKEN
+from samples.tasks import TASKS
 
 SPECIAL_TOKENS = ("<|begin_of_sentence|>", "<|end_of_sentence|>", "<|IMAGE_START|>",
-                  "<|IMAGE_END|>", "<|IMAGE_PLACEHOLDER|>", "<|video_pad|>")
+                  "<|IMAGE_END|>", IMAGE_TOKEN, "<|video_pad|>")
 # `--for erniekit`: ERNIE's data processor looks its system-prompt markers up in the
 # vocabulary (data_processor/steps/input_ids_messaging/example_to_feature.py:223)
 # and its tokenizer adds <mask:0> (its mask token) when missing; its workflow freezes the
@@ -134,7 +135,7 @@ def model_config(p: Preset, vocab_size: int, ids: dict[str, int]) -> dict:
         "use_3d_rope": True,
         "rope_is_neox_style": True,
         "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
-        "image_token_id": ids["<|IMAGE_PLACEHOLDER|>"],
+        "image_token_id": ids[IMAGE_TOKEN],
         "video_token_id": ids["<|video_pad|>"],
         "vision_start_token_id": ids["<|IMAGE_START|>"],
         "vision_end_token_id": ids["<|IMAGE_END|>"],
