@@ -1,10 +1,12 @@
 """Boxes written as text: the one home for both answer styles and their parsers.
 
-    quad [[790, 302], [903, 304], [902, 335], [790, 335]] on a 1280x720 image, text "JOINT"
-    spotting (PaddleOCR-VL-1.5):
-        JOINT<|LOC_617|><|LOC_419|><|LOC_705|><|LOC_422|><|LOC_705|><|LOC_465|><|LOC_617|><|LOC_465|>
-    internvl (InternVL grounding):
-        <ref>JOINT</ref><box>[[617, 419, 705, 465]]</box>
+    >>> quad = normalise([[790, 302], [903, 304], [902, 335], [790, 335]], 1280, 720)
+    >>> format_items([("JOINT", quad)], "spotting")      # PaddleOCR-VL-1.5
+    'JOINT<|LOC_617|><|LOC_419|><|LOC_705|><|LOC_422|><|LOC_705|><|LOC_465|><|LOC_617|><|LOC_465|>'
+    >>> format_items([("JOINT", quad)], "internvl")      # InternVL grounding
+    '<ref>JOINT</ref><box>[[617, 419, 705, 465]]</box>'
+    >>> parse_internvl(_)
+    [('JOINT', (617, 419, 705, 465))]
 
 Coordinates are on a 0-1000 scale of the image's width and height, rounded
 and clamped, so they do not depend on the resolution the model sees.

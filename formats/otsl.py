@@ -1,9 +1,9 @@
 """OTSL, the table language PaddleOCR-VL reads and writes, and its HTML twin.
 
-    html_to_otsl('<table><tr><td colspan="2">Total</td></tr><tr><td>1</td><td></td></tr></table>')
-        -> '<fcel>Total<lcel><nl><fcel>1<ecel><nl>'
-    otsl_to_html('<fcel>Total<lcel><nl><fcel>1<ecel><nl>')
-        -> '<table><tr><td colspan="2">Total</td></tr><tr><td>1</td><td></td></tr></table>'
+    >>> html_to_otsl('<table><tr><td colspan="2">Total</td></tr><tr><td>1</td><td></td></tr></table>')
+    '<fcel>Total<lcel><nl><fcel>1<ecel><nl>'
+    >>> otsl_to_html('<fcel>Total<lcel><nl><fcel>1<ecel><nl>')
+    '<table><tr><td colspan="2">Total</td></tr><tr><td>1</td><td></td></tr></table>'
 
 The grammar (OTSL, Lysak et al. 2023; seed 002 §8.1) writes the table as a
 rectangular grid, row by row, each row closed by `<nl>`:

@@ -17,3 +17,12 @@ def test_docstring_example_is_the_real_output(fmt, shared_data):
                              optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.attempted >= 2, f"{module.__name__}'s docstring has no example to run"
     assert result.failed == 0
+
+
+@pytest.mark.parametrize("module", ["formats.latex", "formats.otsl", "formats.boxes"])
+def test_shared_format_examples_run(module):
+    """The label formats converters write and metrics read show their rules as doctests too."""
+    result = doctest.testmod(importlib.import_module(module), report=True,
+                             optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert result.attempted >= 1, f"{module}'s docstring has no example to run"
+    assert result.failed == 0
