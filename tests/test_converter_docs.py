@@ -19,7 +19,7 @@ def test_docstring_example_is_the_real_output(fmt, shared_data):
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("module", ["formats.latex", "formats.otsl", "formats.boxes"])
+@pytest.mark.parametrize("module", ["samples.sample", "formats.latex", "formats.otsl", "formats.boxes"])
 def test_shared_format_examples_run(module):
     """The label formats converters write and metrics read show their rules as doctests too."""
     result = doctest.testmod(importlib.import_module(module), report=True,
