@@ -17,8 +17,6 @@ from training.distributed import Layout
 from erniekit_ext.launch import ERNIEKIT_RESOLVED
 from training.run_folder import read_marker
 
-ENGINES = ("paddleformers", "erniekit", "torch")
-
 
 def launch(recipe, cfg: dict, run_dir: Path, *, resume: bool, lay: Layout,
            nproc_per_node: int | None = None) -> None:
