@@ -67,12 +67,13 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import Trainer, TrainingArguments
 from engines.bridge import families
+from training.recipe.bridge import CANONICAL
 from engines.bridge.data import Codec, collate
 
 model_dir, data, root, out, steps, batch, seed = sys.argv[1:8]
 torch.manual_seed(int(seed))
 fam, model, processor = families.load(Path(model_dir))
-targets = families.lora_targets(model, fam, list(families.CANONICAL), ("language",))
+targets = families.lora_targets(model, fam, list(CANONICAL), ("language",))
 model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, bias="none",
                                          target_modules=targets, modules_to_save=[fam.projector]))
 codec = Codec(fam, processor)
@@ -198,7 +199,7 @@ def lora_speed(model, cfg, device, dtype, batch: int, seq: int, steps: int,
     import torch
 
     from engines.bridge import families
-    from engines.bridge.settings import Settings
+    from training.recipe.bridge import Settings
     from engines.bridge.train import make_trainable, param_groups
 
     fam = families.FAMILIES["llava"]

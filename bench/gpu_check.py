@@ -183,7 +183,7 @@ def ddp_worker(args) -> None:
 
     # As bench/bridge.py's lora_speed, with the trainable model wrapped in DDP.
     from engines.bridge import families
-    from engines.bridge.settings import Settings
+    from training.recipe.bridge import Settings
     from engines.bridge.train import make_trainable, param_groups
 
     fam = families.FAMILIES["llava"]

@@ -81,10 +81,11 @@ def test_family_registry_maps_lora_names_per_tower(tiny_bridge):
 
 def _targets(llava: str, qwen: str) -> dict:
     from engines.bridge import families
+    from training.recipe.bridge import CANONICAL
 
     fam, model, _ = families.load(Path(llava))
     qfam, qmodel, _ = families.load(Path(qwen))
-    names = list(families.CANONICAL)
+    names = list(CANONICAL)
     return {"llava_vision": families.lora_targets(model, fam, names, ("vision",)),
             "llava_language": families.lora_targets(model, fam, names, ("language",)),
             "qwen_vision": families.lora_targets(qmodel, qfam, names, ("vision",))}

@@ -136,6 +136,21 @@ def test_fine_tuning_must_be_chosen(tmp_path):
         resolve(recipe(tmp_path, "learning_rate: 1.0e-4\n"))
 
 
+def test_each_engine_is_checked_by_its_own_section(tmp_path):
+    """One table picks the section: PaddleFormers' names an unknown key, the torch one its values."""
+    from training.recipe import ENGINES, SECTIONS
+
+    assert set(SECTIONS) == set(ENGINES)
+    for engine in ("paddleformers", "erniekit"):
+        with pytest.raises(UserError, match=r"r.yaml:3: lora_rnk: unknown key \(did you mean lora_rank"):
+            resolve(recipe(tmp_path, f"engine: {engine}\nfine_tuning: lora\nlora_rnk: 8\n"))
+    with pytest.raises(UserError, match=r"r.yaml:2: fine_tuning: 'bogus' is not lora or full"):
+        resolve(recipe(tmp_path, "engine: torch\nfine_tuning: bogus\n"))
+    with pytest.raises(UserError, match=r"override template=nope: 'nope' is not one of"):
+        resolve(recipe(tmp_path, "engine: torch\n"), ["template=nope"])
+    assert resolve(recipe(tmp_path, "engine: torch\nlora_rnk: 8\n")).cfg == {"lora_rnk": 8}
+
+
 def test_the_torch_engine_keeps_its_own_schema(tmp_path):
     r = resolve(recipe(tmp_path, "engine: torch\nlora_target_modules: [q_proj]\n"))
     assert r.engine == "torch" and r.cfg == {"lora_target_modules": ["q_proj"]}

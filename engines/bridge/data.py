@@ -27,7 +27,8 @@ from typing import Iterable, Iterator
 from samples.errors import SampleError
 from samples.jsonl import iter_jsonl, write_json
 from samples.sample import check_shape, resolve_image
-from engines.bridge.families import TEMPLATES, Family
+from engines.bridge.families import Family
+from models.templates import TEMPLATES
 
 IGNORE = -100
 

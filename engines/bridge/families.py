@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from samples.errors import UserError
+from training.recipe.bridge import CANONICAL  # the recipe's LoRA names, spelled per family here
 
-CANONICAL = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 SAME = {name: (name,) for name in CANONICAL}
 # CLIP, Chinese-CLIP, SigLIP and PaddleOCR-VL's SigLIP-style encoder.
 CLIP_NAMES = {"q_proj": ("q_proj",), "k_proj": ("k_proj",), "v_proj": ("v_proj",),
@@ -36,31 +36,6 @@ QWEN25_VIT_NAMES = {**QWEN2_VIT_NAMES, "gate_proj": ("gate_proj",), "up_proj": (
 INTERNLM2_NAMES = {"q_proj": ("wqkv",), "k_proj": ("wqkv",), "v_proj": ("wqkv",), "o_proj": ("wo",),
                    "gate_proj": ("w1",), "up_proj": ("w3",), "down_proj": ("w2",)}
 INTERNVIT_ORIG_NAMES = {**QWEN2_VIT_NAMES}
-
-
-@dataclass(frozen=True)
-class Template:
-    """How one turn is framed. `{}` is the prompt (images first) or the answer."""
-    name: str
-    user: str
-    answer: str
-    start: str = ""          # once, before the first turn
-    system: str = ""         # framing of an optional system prompt
-    stop: str = ""           # the token generation stops on
-
-
-TEMPLATES = {t.name: t for t in (
-    Template("chatml", user="<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
-             answer="{}<|im_end|>\n", system="<|im_start|>system\n{}<|im_end|>\n",
-             stop="<|im_end|>"),
-    Template("paddleocr_vl", start="<|begin_of_sentence|>", user="User: {}\nAssistant: ",
-             answer="{}</s>", stop="</s>"),
-    Template("llama3", start="<|begin_of_text|>",
-             user="<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>"
-                  "<|start_header_id|>assistant<|end_header_id|>\n\n",
-             answer="{}<|eot_id|>",
-             system="<|start_header_id|>system<|end_header_id|>\n\n{}<|eot_id|>", stop="<|eot_id|>"),
-)}
 
 
 @dataclass(frozen=True)

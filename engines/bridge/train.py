@@ -48,7 +48,7 @@ from training.plan import count_samples
 from training.recipe import dataset_paths
 from training.run_folder import RESOLVED, last_checkpoint, write_marker, write_resolved
 from engines.bridge.runtime import isolated
-from engines.bridge.settings import Settings
+from training.recipe.bridge import Settings
 
 
 def make_trainable(model, fam, s: Settings, quantized: bool):

@@ -1,4 +1,4 @@
-"""The torch engine's recipe keys: ERNIEKit/HF names, defaults, and checks.
+"""The torch engine's section of the recipe schema: ERNIEKit/HF names, defaults, and checks.
 
 Every key a bridge YAML may hold is a field here; configs/bridge/*.yaml
 comment each one. Unknown keys are listed (not fatal: a recipe may carry keys
@@ -10,9 +10,12 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from models.templates import TEMPLATES
 from samples.errors import UserError
-from engines.bridge.families import CANONICAL, TEMPLATES
-from training.recipe import FREEZE  # PaddleFormers' freeze_config words, for every engine
+from training.recipe import FREEZE, Recipe  # PaddleFormers' freeze_config words, for every engine
+
+# LoRA targets in LLaMA spelling; each family maps them to its towers' names (engines/bridge/families.py).
+CANONICAL = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -74,6 +77,17 @@ class Settings:
         return s
 
     def check(self) -> None:
+        self.check_values()
+        if not Path(self.model_name_or_path).is_dir():
+            raise UserError("model_name_or_path", f"{self.model_name_or_path} is not a local folder "
+                                                  "(nothing is downloaded)")
+        self.lora_alpha = self.lora_alpha or 2 * self.lora_rank
+        for key in ("learning_rate", "mm_projector_lr", "min_lr", "weight_decay"):
+            if getattr(self, key) is not None:
+                setattr(self, key, float(getattr(self, key)))
+
+    def check_values(self) -> None:
+        """The checks that need no files (also run by `resolve`, before anything starts)."""
         self.fine_tuning = str(self.fine_tuning).lower()
         if self.fine_tuning not in ("lora", "full"):
             raise UserError("fine_tuning", f"{self.fine_tuning!r} is not lora or full")
@@ -91,16 +105,25 @@ class Settings:
                                                  "linear or constant")
         for key in ("max_seq_len", "per_device_train_batch_size", "gradient_accumulation_steps",
                     "logging_steps"):
-            if int(getattr(self, key)) < 1:
+            try:
+                number = int(getattr(self, key))
+            except (TypeError, ValueError):
+                raise UserError(key, f"{getattr(self, key)!r} is not a whole number") from None
+            if number < 1:
                 raise UserError(key, "must be at least 1")
-        if not Path(self.model_name_or_path).is_dir():
-            raise UserError("model_name_or_path", f"{self.model_name_or_path} is not a local folder "
-                                                  "(nothing is downloaded)")
-        self.lora_alpha = self.lora_alpha or 2 * self.lora_rank
-        for key in ("learning_rate", "mm_projector_lr", "min_lr", "weight_decay"):
-            if getattr(self, key) is not None:
-                setattr(self, key, float(getattr(self, key)))
 
     def frozen(self, tower: str) -> bool:
         word = {"vision": "freeze_vision", "language": "freeze_llm", "projector": "freeze_aligner"}
         return word[tower] in self.freeze_config.split()
+
+
+def check(r: Recipe) -> None:
+    """`resolve`'s part: the value checks, naming the recipe line. Required keys and the model
+    folder wait for the bridge's start (`Settings.from_cfg`): `ocrsft plan` may precede both."""
+    names = {f.name for f in fields(Settings)}
+    s = Settings(**{"model_name_or_path": "", "train_dataset_path": "",
+                    **{k: v for k, v in r.cfg.items() if k in names}})
+    try:
+        s.check_values()
+    except UserError as e:
+        raise r.fail(e.where, e.reason) from None
