@@ -38,10 +38,15 @@ class ERNIEKit(Converter):
         base = real_dir(str(Path(record.source).parent))
         sample = {
             "image_info": [{"matched_text_index": im["matched_text_index"],
-                            "image_url": im["image_url"] if is_url(im["image_url"])
-                            else os.path.join(base, im["image_url"])} for im in images],
+                            "image_url": local(base, im["image_url"])} for im in images],
             "text_info": [{"text": t["text"], "tag": t["tag"]} for t in item["text_info"]],
         }
         if isinstance(item.get("system"), str) and item["system"]:
             sample["system"] = item["system"]
         return sample
+
+
+def local(base: str, url: str) -> str:
+    """A path relative to the source JSONL's folder; URLs and empty paths stay as written,
+    so the validator names them as it does in `ocrsft validate`."""
+    return url if is_url(url) or not url.strip() else os.path.join(base, url)

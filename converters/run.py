@@ -1,7 +1,8 @@
 """`ocrsft convert FORMAT INPUT... -o OUT.jsonl`: the driver every format goes through.
 
-For each raw record: convert -> validate (shape, image under the root, decodes,
-size) -> dedup (image bytes + answer) -> hashed train/val split -> write.
+For each raw record: convert -> validate (samples/sample.py check_sample: shape,
+images under the root, decode, size) -> dedup (image bytes + answer) -> hashed
+train/val split -> write.
 Anything that fails becomes a row in the rejects file with its source, line and
 reason, so `read = written + val + rejected` always holds; the counts are
 printed and stored in OUT.stats.json. Outputs are written atomically, and the
@@ -13,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import stat
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,8 +28,7 @@ from samples.errors import SampleError, UserError
 from converters.images_out import export_image
 from samples.jsonl import AtomicWriter, dumps, write_json
 from converters.registry import FORMATS, Record, get_converter
-from samples.sample import (check_image, check_shape, is_url, real_image_path, relocate,
-                              resolve_image)
+from samples.sample import LocalImage, check_sample, image_size, relocate
 
 EMIT_STYLES = ("erniekit", "messages")
 
@@ -58,10 +57,6 @@ class Options:
     images_out: Path | None = None
     max_side: int | None = None
     emit: str = "erniekit"
-
-    @property
-    def root_str(self) -> str:
-        return str(self.image_root)
 
 
 @dataclass
@@ -156,40 +151,19 @@ class SeenSet:
 
 
 @lru_cache(maxsize=4096)
-def _file_digest(path: str, mtime_ns: int, size: int) -> bytes:
+def _file_digest(image: LocalImage) -> bytes:
     h = hashlib.blake2b(digest_size=12)
-    with open(path, "rb") as f:
+    with open(image.path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.digest()
-
-
-@lru_cache(maxsize=4096)
-def _image_size(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
-    return check_image(Path(path))
-
-
-def local_refs(sample: dict, opts: Options) -> list:
-    """Per image: (real path, mtime, size) for a local file, or the URL string when allowed."""
-    out = []
-    for im in sample.get("image_info", []):
-        ref = im["image_url"]
-        if is_url(ref) or not ref.strip():
-            out.append(resolve_image(ref, opts.image_root, opts.allow_urls))
-            continue
-        st: list = []
-        path = real_image_path(ref, opts.root_str, opts.root_str, st)
-        if st[0] is None or not stat.S_ISREG(st[0].st_mode):
-            raise SampleError(f"missing_image: {path}")
-        out.append((path, st[0].st_mtime_ns, st[0].st_size))
-    return out
 
 
 def dedup_key(sample: dict, refs: list) -> bytes:
     """Hash of the images' bytes plus every text turn: equal only for true duplicates."""
     h = hashlib.blake2b(digest_size=12)
     for ref in refs:
-        h.update(ref.encode() if isinstance(ref, str) else _file_digest(*ref))
+        h.update(ref.encode() if isinstance(ref, str) else _file_digest(ref))
     for t in sample["text_info"]:
         h.update(t["text"].encode() + b"\0")
     return h.digest()
@@ -218,8 +192,8 @@ def place_images(conv, opts: Options, sample: dict, refs: list) -> list[tuple[in
     for im, ref in zip(sample.get("image_info", []), refs):
         if isinstance(ref, str):
             continue  # an allowed URL stays as it is
-        path = ref[0]
-        size = _image_size(*ref) if opts.check_images else None
+        path = ref.path
+        size = image_size(ref) if opts.check_images else None
         if opts.images_out:
             out, size = export_image(Path(path), opts.image_root, opts.images_out, opts.max_side,
                                      conv.transform_image)
@@ -236,8 +210,7 @@ def process(conv, opts: Options, record: Record) -> Result:
     res = Result(record.source, record.line)
     try:
         sample = conv.convert(record)
-        check_shape(sample)
-        refs = local_refs(sample, opts)
+        refs = check_sample(sample, opts.image_root, opts.allow_urls, opts.check_images)
         res.key = dedup_key(sample, refs)
         sizes = place_images(conv, opts, sample, refs)
         res.answer_chars = sum(len(t["text"]) for t in sample["text_info"][1::2])

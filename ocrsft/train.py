@@ -121,7 +121,7 @@ def report(cfg: dict, plan: Plan, out: Path) -> None:
     if loss:
         print(f"train: loss {loss[0][1]:.3f} at step {loss[0][0]} -> {loss[-1][1]:.3f} "
               f"at step {loss[-1][0]}")
-    from engines.paddleformers.eval_generation import logged_names
+    from evaluation.during_training import logged_names
 
     for tag in ["eval/loss", *(f"eval/{name}" for name in logged_names())]:
         evals = read_scalars(logdir, tag)

@@ -158,19 +158,54 @@ def check_shape(obj: dict) -> None:
                               f"is not in [0, {len(text_info)})")
 
 
-def resolve_images(obj: dict, image_root: Path | None, allow_urls: bool = False,
-                   base: Path | None = None) -> list[Path | str]:
-    """Every image reference of a shape-checked sample, resolved (URLs stay strings)."""
-    return [resolve_image(im["image_url"], image_root, allow_urls, base)
-            for im in obj.get("image_info", [])]
+@dataclass(frozen=True)
+class LocalImage:
+    """A located local image: its real path, and the stat that keys the caches (a
+    file changed on disk is a new key)."""
+    path: str
+    mtime_ns: int
+    size: int
+
+
+def locate_images(obj: dict, image_root: Path | None, allow_urls: bool = False,
+                  base: Path | None = None) -> list[LocalImage | str]:
+    """Every image of a shape-checked sample, by resolve_image's rule: a LocalImage for
+    a file that exists, the URL string for an allowed URL; anything else raises."""
+    root = str(image_root) if image_root is not None else None
+    out: list[LocalImage | str] = []
+    for im in obj.get("image_info", []):
+        ref = im["image_url"]
+        if is_url(ref) or not ref.strip():
+            out.append(resolve_image(ref, image_root, allow_urls, base))
+            continue
+        if base is None and root is None:
+            raise ValueError("locate_images needs a base folder or an image root")
+        st: list = []
+        path = real_image_path(ref, root, str(base if base is not None else root), st)
+        if st[0] is None or not stat.S_ISREG(st[0].st_mode):
+            raise SampleError(f"missing_image: {path}")
+        out.append(LocalImage(path, st[0].st_mtime_ns, st[0].st_size))
+    return out
+
+
+@lru_cache(maxsize=4096)
+def image_size(image: LocalImage) -> tuple[int, int]:
+    """check_image once per file version: many samples share one page image."""
+    return check_image(Path(image.path))
 
 
 def check_sample(obj: dict, image_root: Path | None, allow_urls: bool = False,
-                 check_images: bool = True, base: Path | None = None) -> list[tuple[int, int]]:
-    """Validate shape and images; return the (w, h) of each local image."""
+                 check_images: bool = True, base: Path | None = None) -> list[LocalImage | str]:
+    """The one validator, run by `ocrsft convert` on every sample it writes and by
+    `ocrsft validate` on every line it reads: the shape, each image located under the
+    root and, with `check_images`, decoded and within size. Returns the images."""
     check_shape(obj)
-    refs = resolve_images(obj, image_root, allow_urls, base)
-    return [check_image(r) for r in refs if isinstance(r, Path)] if check_images else []
+    images = locate_images(obj, image_root, allow_urls, base)
+    if check_images:
+        for im in images:
+            if isinstance(im, LocalImage):
+                image_size(im)
+    return images
 
 
 def relocate(ref: str, image_root: Path, out_dir: Path, absolute: bool,

@@ -51,3 +51,34 @@ def test_validate_cli_names_bad_lines(shared_data, tmp_path):
     assert res.returncode == 1
     assert f"{tmp_path / 'a.jsonl'}:3: bad_tags" in res.stdout
     assert res.stdout.strip().splitlines()[-1] == "validated 3, invalid 1"
+
+
+def test_convert_and_validate_are_one_validator(shared_data, tmp_path):
+    """The same bad sample gets the same reason from `convert` and from `validate`:
+    both run samples/sample.py check_sample."""
+    from PIL import Image
+
+    word = shared_data / "paddleocr_rec" / "test" / "word_1.png"
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "ok.png").write_bytes(word.read_bytes())
+    (tmp_path / "img" / "text.png").write_text("not an image")
+    Image.new("RGB", (2, 2)).save(tmp_path / "img" / "tiny.png")
+    (tmp_path / "img" / "folder.png").mkdir()
+    (tmp_path / "outside.png").write_bytes(word.read_bytes())
+
+    def line(url):
+        return json.dumps({"text_info": [{"text": "OCR:", "tag": "mask"}, {"text": "x", "tag": "no_mask"}],
+                           "image_info": [{"image_url": url, "matched_text_index": 0}]})
+
+    urls = ["ok.png", "missing.png", "text.png", "tiny.png", "folder.png", "../outside.png",
+            "https://example.com/a.png", ""]
+    src = tmp_path / "img" / "in.jsonl"
+    src.write_text("\n".join(line(u) for u in urls) + "\n")
+    c = convert("erniekit", [src], tmp_path / "out" / "a.jsonl", image_root=tmp_path / "img")
+    converted = [json.loads(l)["reason"].split(":")[0]
+                 for l in (tmp_path / "out" / "a.rejects.jsonl").read_text().splitlines()]
+    n, problems = validate(src, image_root=tmp_path / "img")
+    validated = [p.split(": ", 2)[1].split(":")[0] for p in problems]
+    assert (c.read, c.written, n) == (len(urls), 1, len(urls))
+    assert converted == validated == ["missing_image", "bad_image", "image_size", "missing_image",
+                                      "path_escape", "url_not_allowed", "bad_image"]
