@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from samples.errors import SampleError
 from samples.jsonl import dumps, iter_jsonl
@@ -158,10 +158,10 @@ def check_shape(obj: dict) -> None:
                               f"is not in [0, {len(text_info)})")
 
 
-@dataclass(frozen=True)
-class LocalImage:
+class LocalImage(NamedTuple):
     """A located local image: its real path, and the stat that keys the caches (a
-    file changed on disk is a new key)."""
+    file changed on disk is a new key). A tuple, because the converter's caches hash
+    and compare it once per image."""
     path: str
     mtime_ns: int
     size: int
