@@ -199,8 +199,8 @@ def lora_speed(model, cfg, device, dtype, batch: int, seq: int, steps: int,
     import torch
 
     from engines.bridge import families
-    from training.recipe.bridge import Settings
     from engines.bridge.train import make_trainable, param_groups
+    from training.recipe.bridge import Settings
 
     fam = families.FAMILIES["llava"]
     s = Settings(model_name_or_path="-", train_dataset_path="-", lora_rank=16, lora_alpha=32,

@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("OCRSFT_SHARED", ROOT.parent / "shared")) / "data"
 
-from formats.otsl import html_to_otsl  # noqa: E402
 from converters.pubtabnet import pubtabnet_html  # noqa: E402
 from evaluation.metrics.ocr import cer  # noqa: E402
 from evaluation.metrics.table import otsl_document, teds  # noqa: E402
+from formats.otsl import html_to_otsl  # noqa: E402
 
 # ---------------------------------------------------------------- the official algorithm, restated
 

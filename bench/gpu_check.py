@@ -183,8 +183,8 @@ def ddp_worker(args) -> None:
 
     # As bench/bridge.py's lora_speed, with the trainable model wrapped in DDP.
     from engines.bridge import families
-    from training.recipe.bridge import Settings
     from engines.bridge.train import make_trainable, param_groups
+    from training.recipe.bridge import Settings
 
     fam = families.FAMILIES["llava"]
     s = Settings(model_name_or_path="-", train_dataset_path="-", lora_rank=16, lora_alpha=32,

@@ -26,8 +26,8 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from samples.errors import SampleError
 from converters.registry import Converter, Record
+from samples.errors import SampleError
 from samples.sample import make_sample
 from samples.tasks import get_task
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from converters.registry import Converter, Record
 from samples.errors import SampleError
 from samples.jsonl import load_json_item
-from converters.registry import Converter, Record
 from samples.sample import check_shape, is_url, real_dir
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Iterator
 
 from converters.chart import find_image
-from samples.errors import SampleError
-from samples.jsonl import load_json_item
 from converters.pubtabnet import table_sample
 from converters.registry import Converter, Record, json_records
+from samples.errors import SampleError
+from samples.jsonl import load_json_item
 
 
 class HTMLTable(Converter):

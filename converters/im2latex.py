@@ -20,10 +20,10 @@ from array import array
 from pathlib import Path
 from typing import Iterator
 
-from samples.errors import SampleError, UserError
-from samples.jsonl import iter_lines
 from converters.latex import FormulaConverter
 from converters.registry import Record
+from samples.errors import SampleError, UserError
+from samples.jsonl import iter_lines
 
 
 class LineIndex:

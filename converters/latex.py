@@ -14,9 +14,9 @@ images folder (`--images-out`, default OUT_images/), for full-page renders.
 """
 from __future__ import annotations
 
+from converters.registry import Converter, Record, split_image_line
 from formats.latex import formula_answer
 from samples.errors import SampleError
-from converters.registry import Converter, Record, split_image_line
 from samples.sample import make_sample
 from samples.tasks import get_task
 

@@ -18,10 +18,9 @@ input is a JSON array or JSONL; text-only items (no `image`) are kept.
 """
 from __future__ import annotations
 
-
-from samples.errors import SampleError
 from converters.messages import ConversationConverter, image_list, turns_to_sample
 from converters.registry import Record
+from samples.errors import SampleError
 
 
 class LLaVA(ConversationConverter):

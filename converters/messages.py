@@ -28,9 +28,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+from converters.registry import Converter, Record, json_records
 from samples.errors import SampleError
 from samples.jsonl import load_json_item
-from converters.registry import Converter, Record, json_records
 
 IMAGE_TAG = "<image>"
 USER_ROLES = {"user", "human"}

@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from converters.registry import Converter, Record, split_image_line
 from formats import boxes
 from samples.errors import SampleError
-from converters.registry import Converter, Record, split_image_line
 from samples.sample import check_image, make_sample, resolve_image
 from samples.tasks import get_task
 

@@ -21,11 +21,10 @@ and is kept exactly (PaddleOCR's own reader does the same).
 """
 from __future__ import annotations
 
-from samples.errors import UserError
 from converters.registry import Converter, Record, split_image_line
+from samples.errors import UserError
 from samples.sample import make_sample
 from samples.tasks import get_task
-
 
 TASKS = ("ocr", "seal")
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from html import escape
 
+from converters.registry import Converter, Record
+from formats.otsl import check_otsl, html_to_otsl
 from samples.errors import SampleError
 from samples.jsonl import load_json_item
-from formats.otsl import check_otsl, html_to_otsl
-from converters.registry import Converter, Record
 from samples.sample import make_sample
 from samples.tasks import get_task
 

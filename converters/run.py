@@ -23,11 +23,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from converters.images_out import export_image
+from converters.registry import FORMATS, Record, get_converter
 from samples import image_tokens
 from samples.errors import SampleError, UserError
-from converters.images_out import export_image
 from samples.jsonl import AtomicWriter, dumps, write_json
-from converters.registry import FORMATS, Record, get_converter
 from samples.sample import LocalImage, check_sample, image_size, relocate
 
 EMIT_STYLES = ("erniekit", "messages")

@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from samples.errors import SampleError, UserError
 from converters.kie import kie_sample
 from converters.registry import Converter, Record
+from samples.errors import SampleError, UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

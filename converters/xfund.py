@@ -17,10 +17,10 @@ question asked twice keeps the first key and collects the rest under
 """
 from __future__ import annotations
 
-from samples.errors import SampleError
 from converters.kie import kie_sample
 from converters.paddleocr_det import split_label_line
 from converters.registry import Converter, Record
+from samples.errors import SampleError
 
 
 def linked_fields(items: list) -> dict:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from evaluation.evaluate import (Scoring, add_norm_args, badness, by_family, main_key, norm_of,
+                                 rounded, score_rows)
+from evaluation.metrics.ocr import Norm
 from samples.errors import UserError
 from samples.jsonl import write_json
 from samples.tasks import TASKS
-from evaluation.evaluate import Scoring, add_norm_args, badness, by_family, main_key, norm_of, rounded, score_rows
-from evaluation.metrics.ocr import Norm
 
 
 def compare(base: Path, sft: Path, task: str = "auto", norm: Norm | Scoring = Norm()) -> dict:

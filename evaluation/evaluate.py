@@ -35,12 +35,12 @@ import dataclasses
 import json
 from pathlib import Path
 
-from samples.errors import UserError
-from samples.jsonl import AtomicWriter, dumps, iter_jsonl, write_json
-from samples.tasks import TASKS, task_for_prompt
 from evaluation.metrics import chart, det, formula, kie, ocr, omnidocbench, table
 from evaluation.metrics.chart import ChartOptions
 from evaluation.metrics.ocr import Norm
+from samples.errors import UserError
+from samples.jsonl import AtomicWriter, dumps, iter_jsonl, write_json
+from samples.tasks import TASKS, task_for_prompt
 
 FAMILIES = {"ocr": ocr, "table": table, "formula": formula, "chart": chart, "kie": kie, "det": det}
 WORST = 10      # worst samples shown per family

@@ -28,10 +28,10 @@ import copy
 import sys
 from pathlib import Path
 
-from samples.errors import SampleError, UserError
-from samples.jsonl import iter_jsonl
 from engines.paddleformers import compat
+from samples.errors import SampleError, UserError
 from samples.image_tokens import IMAGE_TOKEN
+from samples.jsonl import iter_jsonl
 
 
 class TrainedPrompt:

@@ -36,12 +36,12 @@ from typing import Iterator
 
 from tqdm import tqdm
 
+import engines
+from models import model_folder
 from samples.errors import UserError
 from samples.jsonl import dumps, iter_jsonl, iter_lines
 from samples.sample import Request, requests_from
 from samples.tasks import task_for_prompt
-import engines
-from models import model_folder
 
 BACKENDS = ("native", "vllm-server", "sglang-server", "fastdeploy-server")
 

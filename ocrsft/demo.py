@@ -29,13 +29,13 @@ def add_args(p) -> None:
 
 
 def main(args) -> int:
-    from models.model_folder import check_model_folder
-    from training.monitor import plot_loss
-    from training.plan import plan_for
     from engines.paddleformers.tiny_model import build_tiny_model
     from inference.export import export
     from inference.parity import check as parity
+    from models.model_folder import check_model_folder
     from ocrsft.pretrain_tiny import CHARSET
+    from training.monitor import plot_loss
+    from training.plan import plan_for
 
     clock = steps.Stopwatch()
     out = args.out

@@ -14,13 +14,12 @@ import os
 import shutil
 from pathlib import Path
 
-from samples.errors import UserError
 import engines
 from models import model_folder
-from training.recipe import evaluates, resolve
+from samples.errors import UserError
 from training import device
 from training.plan import Plan, TokenCounter, length_problem, profile_dataset, resolve_and_plan
-from training.recipe import dataset_paths
+from training.recipe import dataset_paths, evaluates, resolve
 from training.run_folder import PLAN_FILES, checkpoints, step_of, write_run_files
 
 

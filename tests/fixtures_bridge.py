@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from samples.sample import make_sample
 from engines.bridge import runtime
+from samples.sample import make_sample
 
 
 def in_torch(fn, *args):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from samples.sample import make_sample
 from converters.synth_lines import render_lines
+from samples.sample import make_sample
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from samples.sample import make_sample
 from converters.synth_lines import render_lines
-from models.model_folder import check_model_folder
 from evaluation.evaluate import aggregate, score_rows
 from inference.predict import predict_file
+from models.model_folder import check_model_folder
 from ocrsft.pretrain_tiny import ASSET, DIGITS, STYLE
+from samples.sample import make_sample
 
 
 @pytest.mark.slow

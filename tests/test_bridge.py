@@ -16,7 +16,6 @@ from samples.errors import SampleError, UserError
 from samples.sample import make_sample
 from tests.fixtures_bridge import engine_cfg, in_torch, rec_jsonl
 
-
 # --- data: masking, image blocks, truncation --------------------------------------------
 
 

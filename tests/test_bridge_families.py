@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from samples.errors import UserError
 from engines.bridge.tiny import BUILDERS
+from samples.errors import UserError
 from tests.fixtures_bridge import engine_cfg, in_torch
 
 NATIVE = [k for k in BUILDERS if k not in ("qwen2-lm", "chinese-clip")]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from training.monitor import read_scalars
 from tests.fixtures_bridge import in_torch
+from training.monitor import read_scalars
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "bridge"
 CPU = ["bf16=false", "gradient_accumulation_steps=1", "logging_steps=1", "save_steps=0",

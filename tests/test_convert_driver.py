@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from samples.errors import UserError
 from converters.registry import FORMATS, Record, get_converter
 from converters.run import Options, convert, process, stats_path
+from samples.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from samples.errors import UserError
 from converters.run import convert, stats_path
 from converters.validate import validate
+from samples.errors import UserError
 
 
 def test_real_labels_convert_and_reconcile(shared_data, tmp_path):

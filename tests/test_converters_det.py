@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from formats import boxes
 from converters.run import convert
+from formats import boxes
 
 
 def load(path):

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from samples.errors import SampleError
-from formats.latex import check_braces, formula_answer
 from converters.run import convert
+from formats.latex import check_braces, formula_answer
+from samples.errors import SampleError
 
 
 def load(path):

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 
-
 def test_demo_runs_the_whole_pipeline(tiny_model, tmp_path):
     out = tmp_path / "demo"
     res = subprocess.run([sys.executable, "-m", "ocrsft", "demo", "--out", str(out), "--base",

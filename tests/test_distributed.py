@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from engines.paddleformers.train import distributed_command
 from samples.errors import UserError
 from training.distributed import Layout, layout, paddle_launch_command, torchrun_command
-from engines.paddleformers.train import distributed_command
 
 LAYOUT_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "PADDLE_NODE_RANK", "MASTER_ADDR", "MASTER_PORT",
               "CUDA_VISIBLE_DEVICES")

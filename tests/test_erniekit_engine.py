@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from samples.errors import UserError
 from erniekit_ext import launch as engine
+from samples.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "configs" / "paddleocr_vl" / "cpu_tiny_erniekit.yaml"
@@ -264,8 +264,8 @@ def logit_gap(export: Path, run: Path, image: Path, tmp: Path) -> float:
 @needs_venv
 @pytest.mark.slow
 def test_erniekit_trains_exports_and_serves(ernie_model, digit_lines, step_one, right, tmp_path):  # noqa: F811
-    from training.monitor import read_scalars
     from inference.parity import ServedPrompt, check
+    from training.monitor import read_scalars
 
     out = tmp_path / "run"
     log = ocrsft_train(RECIPE, ernie_model, digit_lines, out, "max_steps=12")

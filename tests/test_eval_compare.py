@@ -13,14 +13,14 @@ import sys
 
 import pytest
 
-from samples.errors import UserError
 from converters.run import convert
-from samples.tasks import task_for_prompt
 from evaluation.compare import compare
 from evaluation.compare import write_report as compare_report
 from evaluation.evaluate import FAMILIES, aggregate, by_family, score_rows, write_report
-from tests.test_metrics_table import OFFICIAL
+from samples.errors import UserError
 from samples.sample import requests_from
+from samples.tasks import task_for_prompt
+from tests.test_metrics_table import OFFICIAL
 
 
 def preds(shared_data, tmp_path, name, damage):

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from samples.errors import UserError
-from models import model_folder
-from training.monitor import read_scalars
 from inference.export import export
 from inference.predict import predict_file
+from models import model_folder
+from samples.errors import UserError
+from training.monitor import read_scalars
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from samples.errors import UserError
 from converters.run import convert
-from training.plan import mixed_samples, plan_for
 from ocrsft.cli import main
+from samples.errors import UserError
+from training.plan import mixed_samples, plan_for
 
 
 @pytest.fixture(scope="module")

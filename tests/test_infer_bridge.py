@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from samples.errors import UserError
 from inference.predict import predict_file
+from samples.errors import UserError
 from tests.fixtures_bridge import engine_cfg, in_torch, rec_jsonl
 
 ROW_KEYS = ["id", "task", "prompt", "image", "reference", "prediction", "error"]

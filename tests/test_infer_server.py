@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
+from inference.predict import predict_file
 from samples.errors import UserError
 from samples.sample import make_sample
-from inference.predict import predict_file
 
 IMAGES = ("word_1", "word_23", "word_433", "word_912")  # real crops, widths 89, 65, 109, 58
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 
-from formats import boxes as fmt
 from converters.run import convert
 from evaluation.metrics.det import aggregate, boxes, iou, score
+from formats import boxes as fmt
 
 
 def answers(shared_data, tmp_path, **options) -> list[str]:

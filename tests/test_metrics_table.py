@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from formats.otsl import otsl_to_html
 from converters.pubtabnet import pubtabnet_html
 from converters.run import convert
 from evaluation.metrics.table import aggregate, otsl_document, score, teds
+from formats.otsl import otsl_to_html
 
 
 def golden(shared_data):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from training.monitor import read_scalars
 from tests.test_train_cli import CONFIG
+from training.monitor import read_scalars
 
 BRIDGE = Path(__file__).resolve().parent.parent / "configs" / "bridge"
 LAYOUT_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "PADDLE_NODE_RANK", "MASTER_ADDR", "MASTER_PORT")

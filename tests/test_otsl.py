@@ -6,9 +6,9 @@ import json
 import pytest
 from lxml import html as lhtml
 
-from formats.otsl import check_otsl, html_to_otsl, otsl_to_html, parse_otsl
 from converters.pubtabnet import pubtabnet_html
 from evaluation.metrics.table import otsl_document, teds
+from formats.otsl import check_otsl, html_to_otsl, otsl_to_html, parse_otsl
 
 # What OTSL cannot carry: table sections and inline markup (their text is kept).
 NOT_IN_OTSL = ("thead", "tbody", "b", "i", "sup", "sub")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from samples.errors import UserError
 from converters.run import convert
 from converters.validate import validate
+from samples.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,8 +54,8 @@ def test_validate_accepts_what_convert_wrote(shared_data, tmp_path, absolute):
 
 
 def test_infer_parity_and_plan_read_the_same_paths(receipts, tiny_model):
-    from training.plan import TokenCounter, profile_dataset
     from samples.sample import requests_from
+    from training.plan import TokenCounter, profile_dataset
 
     reqs = list(requests_from(receipts / "val.jsonl"))
     assert reqs and all(r.error is None and Path(r.image).is_file() for r in reqs)
@@ -206,8 +206,8 @@ def test_most_not_fitting_needs_an_explicit_key(receipts, tiny_model, tmp_path):
 
 def test_infer_all_errors_exits_1_and_a_rerun_retries_them(shared_data, tmp_path, capsys):
     from ocrsft.cli import main
-    from tests.test_infer_server import MockServer
     from samples.sample import make_sample
+    from tests.test_infer_server import MockServer
 
     root = shared_data / "paddleocr_rec" / "train"
     names = sorted(p.stem for p in root.glob("*.png"))[:2]

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samples.errors import UserError
 from engines.bridge import paddle_cross, runtime
+from samples.errors import UserError
 
 TOL = 1e-4
 IMAGES = ("paddleocr_rec/test/word_1.png", "paddleocr_det/ch4_test_images/img_1.jpg")

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from samples.errors import UserError
-from training.plan import (TokenCounter, count_samples, pack_estimate, plan_for,
-                               profile_dataset, split_for_gpus)
+from training.plan import (TokenCounter, count_samples, pack_estimate, plan_for, profile_dataset,
+                           split_for_gpus)
 
 FULL_16K = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl" / "full_16k.yaml"
 

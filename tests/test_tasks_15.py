@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from samples.errors import UserError
 from converters.run import convert
-from samples.tasks import task_for_prompt
 from evaluation.metrics.det import score
+from samples.errors import UserError
+from samples.tasks import task_for_prompt
 
 
 def test_seal_recognition_from_real_labels(shared_data, tmp_path):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from samples.errors import UserError
 from models import model_folder
+from samples.errors import UserError
 
 
 def test_folder_has_every_file_paddlex_needs(tiny_model):

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from samples.errors import UserError
 from erniekit_ext import launch as erniekit
-from training.plan import resolve_and_plan
 from ocrsft.train import check_data, detected_gpus, output_dir
+from samples.errors import UserError
 from tests.test_plan import fake_dataset
+from training.plan import resolve_and_plan
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "paddleocr_vl"
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from samples.errors import UserError
-from models import model_folder
-from training.recipe import resolve
-from ocrsft.train import check_version
 from inference.export import export
+from models import model_folder
 from ocrsft.cli import main
+from ocrsft.train import check_version
+from samples.errors import UserError
 from tests.fixtures_model import tiny_train_config, train_in_subprocess
+from training.recipe import resolve
 
 
 @pytest.fixture(scope="module")

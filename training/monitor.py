@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 
-
 def read_scalars(logdir: str | Path, tag: str) -> list[tuple[int, float]]:
     """(step, value) pairs for `tag` across every event file under logdir (resumes included)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

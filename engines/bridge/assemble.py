@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from samples.errors import UserError
 from engines.bridge.families import read_config
+from samples.errors import UserError
 
 # model_type of a dual encoder or a bare vision model -> (vision config class, CLS token?)
 ENCODERS = {

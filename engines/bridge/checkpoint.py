@@ -16,10 +16,9 @@ import json
 import shutil
 from pathlib import Path
 
-from samples.jsonl import write_json
 from engines.bridge.families import Family, tower_of
+from samples.jsonl import write_json
 from training.run_folder import checkpoints
-
 
 
 def base_name(name: str) -> str | None:

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from engines.bridge.families import Family
+from models.templates import TEMPLATES
 from samples.errors import SampleError
 from samples.jsonl import iter_jsonl, write_json
 from samples.sample import check_shape, resolve_image
-from engines.bridge.families import Family
-from models.templates import TEMPLATES
 
 IGNORE = -100
 

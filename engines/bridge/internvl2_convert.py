@@ -19,8 +19,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from samples.errors import UserError
 from engines.bridge.families import read_config
+from samples.errors import UserError
 
 RENAMES = [  # (original, native) as regexes over the remaining names, applied in order
     (r"^vision_model\.embeddings\.class_embedding$", "model.vision_tower.embeddings.cls_token"),

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from samples.errors import UserError
-from samples.jsonl import write_json
 from engines.bridge import families
 from engines.bridge.data import Codec, Tally, collate, examples
-from training.recipe import dataset_paths
-from training.run_folder import MARKER, read_marker
 from engines.bridge.generate import META
 from engines.bridge.runtime import isolated
+from samples.errors import UserError
+from samples.jsonl import write_json
+from training.recipe import dataset_paths
+from training.run_folder import MARKER, read_marker
 
 
 def probe(info: dict, codec: Codec) -> dict:

@@ -33,11 +33,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from engines.bridge.families import read_config
+from models import model_folder
 from samples.errors import UserError
 from samples.image_tokens import IMAGE_TOKEN
 from samples.jsonl import write_json
-from models import model_folder
-from engines.bridge.families import read_config
 
 TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
              "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_act",

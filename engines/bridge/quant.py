@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from samples.errors import UserError
 from engines.bridge.families import Family
+from samples.errors import UserError
 
 
 def mode(cfg: dict) -> str | None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from samples.errors import UserError
 from engines.bridge.runtime import isolated
+from samples.errors import UserError
 
 COMMON_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 IMAGE = 56      # pixels per side of the tiny towers' input

@@ -41,14 +41,14 @@ from pathlib import Path
 
 import yaml
 
-from samples.errors import UserError
 from engines.bridge import checkpoint, families, quant
 from engines.bridge.data import IGNORE, Codec, Tally, collate, examples, length_grouped
+from engines.bridge.runtime import isolated
+from samples.errors import UserError
 from training.plan import count_samples
 from training.recipe import dataset_paths
-from training.run_folder import RESOLVED, last_checkpoint, write_marker, write_resolved
-from engines.bridge.runtime import isolated
 from training.recipe.bridge import Settings
+from training.run_folder import RESOLVED, last_checkpoint, write_marker, write_resolved
 
 
 def make_trainable(model, fam, s: Settings, quantized: bool):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 
 def launch(recipe, cfg: dict, run_dir: Path, *, resume: bool, lay, nproc_per_node=None) -> None:
-    from engines.paddleformers.train import generation_eval, launch as train
+    from engines.paddleformers.train import generation_eval
+    from engines.paddleformers.train import launch as train
 
     ours = recipe.ours
     train(cfg, run_dir, resume=resume, augment=ours["ocr_augmentation"],

@@ -82,8 +82,8 @@ def _import_without_triton() -> None:
 
 
 def _patch_lora_collate() -> None:
-    import paddleformers.datasets.collate as collate
     import paddleformers.cli.train.sft.workflow as workflow
+    import paddleformers.datasets.collate as collate
     from paddleformers.peft.lora import LoRAModel
 
     original = collate.mm_collate_fn

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from samples.jsonl import dumps
 from evaluation.during_training import family_metrics
 from evaluation.evaluate import Scoring, main_key, score_one, task_of
+from samples.jsonl import dumps
 from samples.sample import requests_from
 
 

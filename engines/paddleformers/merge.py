@@ -19,8 +19,8 @@ import json
 import shutil
 from pathlib import Path
 
-from samples.errors import UserError
 from models import model_folder
+from samples.errors import UserError
 
 COPY_FROM_BASE = ("config.json", "preprocessor_config.json", "tokenizer.model",
                   "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",

@@ -35,6 +35,7 @@ from training.distributed import Layout, paddle_launch_command
 from training.recipe import absolute_paths, data_dir, dataset_paths
 from training.run_folder import last_checkpoint, write_resolved
 
+
 def paddle_weights_for_resume(ckpt: Path) -> None:
     """The trainer saves checkpoints in HF layout but resumes only from Paddle's
     `model_state.pdparams`; write that file from the checkpoint's own weights."""

@@ -29,8 +29,8 @@ import re
 from rapidfuzz.distance import Levenshtein
 from sacrebleu.metrics import BLEU
 
-from formats.latex import WRAPPERS  # the delimiters the converters write and unwrap
 from evaluation.metrics.omnidocbench import formula as normalized_formula
+from formats.latex import WRAPPERS  # the delimiters the converters write and unwrap
 
 MAIN, LOWER_IS_BETTER = "token_ned", True
 

@@ -46,8 +46,8 @@ from apted import APTED, Config
 from lxml import etree, html
 from rapidfuzz.distance import Levenshtein
 
-from formats.otsl import html_to_otsl, otsl_to_html
 from evaluation.metrics.omnidocbench import table as normalized_table
+from formats.otsl import html_to_otsl, otsl_to_html
 
 MAIN, LOWER_IS_BETTER = "teds", False
 FALLBACK_MAIN = "teds_otsl"  # the main score of rows without an HTML reference
