@@ -172,16 +172,17 @@ def locate_images(obj: dict, image_root: Path | None, allow_urls: bool = False,
     """Every image of a shape-checked sample, by resolve_image's rule: a LocalImage for
     a file that exists, the URL string for an allowed URL; anything else raises."""
     root = str(image_root) if image_root is not None else None
+    folder = str(base) if base is not None else root
     out: list[LocalImage | str] = []
     for im in obj.get("image_info", []):
         ref = im["image_url"]
         if is_url(ref) or not ref.strip():
             out.append(resolve_image(ref, image_root, allow_urls, base))
             continue
-        if base is None and root is None:
+        if folder is None:
             raise ValueError("locate_images needs a base folder or an image root")
         st: list = []
-        path = real_image_path(ref, root, str(base if base is not None else root), st)
+        path = real_image_path(ref, root, folder, st)
         if st[0] is None or not stat.S_ISREG(st[0].st_mode):
             raise SampleError(f"missing_image: {path}")
         out.append(LocalImage(path, st[0].st_mtime_ns, st[0].st_size))
