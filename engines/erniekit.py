@@ -15,6 +15,7 @@ from erniekit_ext import launch as erniekit
 # special-token ids dropped; its added_tokens.json adds a <mask:0> beyond the embedding.
 # SFT changes neither the architecture nor the vocabulary, so the base's files serve.
 FROM_BASE = ("config.json",)
+NOT_SERVED = ("added_tokens.json",)
 
 
 def is_run(run_dir: Path) -> bool:
@@ -32,7 +33,7 @@ def launch(recipe, cfg: dict, run_dir: Path, *, resume: bool, lay, nproc_per_nod
 def export(run_dir: Path, out: Path, base: Path | None = None, **kw) -> Path:
     from engines.paddleformers.servable import export as paddle_export
 
-    return paddle_export(run_dir, out, base, from_base=FROM_BASE, **kw)
+    return paddle_export(run_dir, out, base, from_base=FROM_BASE, not_served=NOT_SERVED, **kw)
 
 
 def serves(model_dir: Path) -> bool:

@@ -300,3 +300,11 @@ def test_erniekit_trains_exports_and_serves(ernie_model, digit_lines, step_one, 
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert len(pred.read_text().splitlines()) == 2
+    # ERNIEKit saves an added_tokens.json naming a <mask:0> beyond the embedding when the
+    # base's tokenizer adds tokens (the tiny one adds none, so one is planted): not served.
+    import engines
+
+    (out / "added_tokens.json").write_text(json.dumps({"<mask:0>": config["vocab_size"]}))
+    again = engines.export(out, tmp_path / "again", verify=False)
+    assert not (again / "added_tokens.json").exists()
+    assert (again / "config.json").read_bytes() == (export / "config.json").read_bytes()

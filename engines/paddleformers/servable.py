@@ -104,9 +104,11 @@ def fix_tokenizer_config(out: Path) -> None:
 
 def export(run_dir: Path, out: Path, base: Path | None = None, *, verify: bool = True,
            model_version: str | None = None, device: str = "auto",
-           from_base: tuple[str, ...] = (), recorded: dict | None = None) -> Path:
-    """`from_base`: files the run's own copy of which must not be served (the erniekit
-    engine's config.json, engines/erniekit.py); `model_version` overrides the recipe's."""
+           from_base: tuple[str, ...] = (), not_served: tuple[str, ...] = (),
+           recorded: dict | None = None) -> Path:
+    """`from_base`: files served from the base instead of the run; `not_served`: run files
+    left out (both for the erniekit engine's, engines/erniekit.py); `model_version`
+    overrides the recipe's."""
     run_dir, out = Path(run_dir), Path(out)
     if recorded is None:
         recorded = trained_as(run_dir)
@@ -132,7 +134,7 @@ def export(run_dir: Path, out: Path, base: Path | None = None, *, verify: bool =
         raise UserError(str(run_dir), "holds no *.safetensors weights (did training finish?)")
     out.mkdir(parents=True, exist_ok=True)
     for name in COPY:
-        if (run_dir / name).is_file() and not (from_base and name == "added_tokens.json"):
+        if name not in from_base + not_served and (run_dir / name).is_file():
             shutil.copy2(run_dir / name, out / name)
     for w in model_folder.weight_files(run_dir):
         shutil.copy2(w, out / w.name)
