@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from samples.image_tokens import IMAGE_TOKEN
+
 
 @dataclass(frozen=True)
 class Template:
@@ -62,5 +64,5 @@ def register() -> None:
         format_system=StringFormatter(slots=["{{content}}\n"]),
         format_prefix=EmptyFormatter(slots=["<|begin_of_sentence|>"]),
         chat_sep=v1.chat_sep,
-        mm_plugin=get_mm_plugin(name="paddleocr_vl", image_token="<|IMAGE_PLACEHOLDER|>"),
+        mm_plugin=get_mm_plugin(name="paddleocr_vl", image_token=IMAGE_TOKEN),
     )

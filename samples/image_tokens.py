@@ -18,6 +18,8 @@ MIN_PIXELS = 112896
 MAX_PIXELS = 1003520
 # The placeholder the chat template writes once per image, expanded to its blocks.
 IMAGE_TOKEN = "<|IMAGE_PLACEHOLDER|>"
+# What a chat template writes for one image, the placeholder between its markers.
+IMAGE_BLOCK = f"<|IMAGE_START|>{IMAGE_TOKEN}<|IMAGE_END|>"
 
 
 def smart_resize(height: int, width: int, min_pixels: int = MIN_PIXELS,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from samples.errors import UserError
+from samples.image_tokens import IMAGE_BLOCK
 from training.recipe.bridge import CANONICAL  # the recipe's LoRA names, spelled per family here
 
 SAME = {name: (name,) for name in CANONICAL}
@@ -80,7 +81,7 @@ FAMILIES = {f.name: f for f in (
            "model.visual.merger", "model.language_model", vision_names=QWEN25_VIT_NAMES,
            video_processor=True),
     Family("paddleocr_vl", ("paddleocr_vl",), "PaddleOCRVLForConditionalGeneration",
-           "PaddleOCRVLProcessor", "<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>",
+           "PaddleOCRVLProcessor", IMAGE_BLOCK,
            "paddleocr_vl", "model.visual", "model.projector", "model.language_model"),
     # Remote code only (bridge-facts.md): RiceViT + Qwen3 with a Qwen2-VL-style processor (seed 000).
     Family("llava_ov_1_5", ("llavaonevision1_5", "llava_onevision1_5"), "", "",

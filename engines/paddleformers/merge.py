@@ -21,12 +21,12 @@ from pathlib import Path
 
 from models import model_folder
 from samples.errors import UserError
+from samples.image_tokens import IMAGE_BLOCK
 
 COPY_FROM_BASE = ("config.json", "preprocessor_config.json", "tokenizer.model",
                   "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                   "chat_template.jinja", "generation_config.json", "inference.yml")
-PROBE = ("<|begin_of_sentence|>User: <|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>OCR:\n"
-         "Assistant: ")
+PROBE = f"<|begin_of_sentence|>User: {IMAGE_BLOCK}OCR:\nAssistant: "
 
 
 def is_lora_run(run_dir: str | Path) -> bool:

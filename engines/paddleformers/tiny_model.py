@@ -21,7 +21,7 @@ from pathlib import Path
 
 from models import model_folder
 from samples.errors import UserError
-from samples.image_tokens import IMAGE_TOKEN
+from samples.image_tokens import IMAGE_BLOCK, IMAGE_TOKEN
 from samples.tasks import TASKS
 
 SPECIAL_TOKENS = ("<|begin_of_sentence|>", "<|end_of_sentence|>", "<|IMAGE_START|>",
@@ -73,7 +73,7 @@ def chat_template(version: str = "1") -> str:
         '{%- if message["role"] == "user" -%}\n'
         '{{- "User: " -}}\n'
         '{%- for c in message["content"] if c["type"] == "image" -%}'
-        '{{- "<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>" -}}{%- endfor -%}\n'
+        '{{- "' + IMAGE_BLOCK + '" -}}{%- endfor -%}\n'
         '{%- for c in message["content"] if c["type"] == "text" -%}{{- c["text"] -}}{%- endfor -%}\n'
         '{{- "\\n" -}}\n'
         '{%- elif message["role"] == "assistant" -%}\n'
