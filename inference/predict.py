@@ -173,9 +173,7 @@ def open_predictor(model_dir: Path | None, via: str, backend: str, server_url: s
     if engines.engine_of_model(model_dir) == "torch":
         raise UserError("--via", f"{model_dir} is a PyTorch-bridge model, which the "
                                  "doc_parser pipeline cannot serve; use --via native")
-    if batch_size > 1:
-        raise UserError("--batch-size", "the doc_parser pipeline predicts a local PaddleOCR-VL one "
-                                        "sample at a time; batch through a server (--backend vllm-server)")
+    model_folder.check_local_batch(batch_size)
     return DocParserPredictor(model_dir, max_new_tokens, backend, server_url, concurrency, device)
 
 

@@ -49,6 +49,14 @@ SERVE_FILES = TRAIN_FILES + ("inference.yml", "chat_template.jinja", "model.safe
                              "generation_config.json")
 
 
+def check_local_batch(batch_size: int) -> None:
+    """paddlex 3.7.2 caps its local PaddleOCR-VL at one sample per call
+    (doc_vlm/constants.py PADDLEOCR_VL_LOCAL_BATCH_SIZE = 1), natively or in doc_parser."""
+    if batch_size > 1:
+        raise UserError("--batch-size", "paddlex predicts a local PaddleOCR-VL one sample at a "
+                                        "time; batch through a server (--backend vllm-server)")
+
+
 def weight_files(model_dir: Path) -> list[Path]:
     return sorted(p for p in Path(model_dir).glob("*.safetensors") if not p.name.startswith("."))
 

@@ -46,6 +46,8 @@ def test_native_paddlex_batching_is_refused_in_one_line(tmp_path):
 
     with pytest.raises(UserError, match="--batch-size: paddlex predicts a local PaddleOCR-VL one"):
         open_predictor(tmp_path, "native", "native", None, 1, 8, "cpu", batch_size=4)
+    with pytest.raises(UserError, match="--batch-size: paddlex predicts a local PaddleOCR-VL one"):
+        open_predictor(tmp_path, "doc-parser", "native", None, 1, 8, "cpu", batch_size=4)
 
 
 def _many_and_singles(model: str, data: str) -> tuple[list[str], list[str]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from models import model_folder
-from samples.errors import UserError
 from samples.sample import Request
 
 
@@ -36,9 +35,5 @@ class NativePredictor:
 
 
 def predictor(model_dir: Path, max_new_tokens: int, device: str = "auto", batch_size: int = 1):
-    if batch_size > 1:
-        # paddlex 3.7.2 caps its local PaddleOCR-VL at one sample per call
-        # (doc_vlm/constants.py PADDLEOCR_VL_LOCAL_BATCH_SIZE = 1).
-        raise UserError("--batch-size", "paddlex predicts a local PaddleOCR-VL one sample at a "
-                                        "time; batch through a server (--backend vllm-server)")
+    model_folder.check_local_batch(batch_size)
     return NativePredictor(model_dir, max_new_tokens, device)
